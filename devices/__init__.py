@@ -1,0 +1,4 @@
+"""Acquisition: parsers (bytes -> frames), drivers (serial sources), emulators and simulators.
+
+Depends on the core (ketmonitor) and pyserial; never on Qt.
+"""

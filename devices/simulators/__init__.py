@@ -1,0 +1,1 @@
+"""Built-in simulated devices driven by a patient model of a ketamine session."""

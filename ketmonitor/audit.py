@@ -1,0 +1,83 @@
+"""Append to and verify the hash-chained audit trail.
+
+Each row's ``hash`` is SHA-256 over the RFC 8785 canonical JSON of its fields together with the
+previous row's hash, so editing, deleting or re-ordering any row breaks every later link. Appends must
+run inside a write transaction (on the StoreWriter thread, or under BEGIN IMMEDIATE) so the chain
+stays linear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import rfc8785
+
+from .clock import utc_iso
+from .errors import VerificationError
+
+GENESIS = "0" * 64
+
+
+def _entry_hash(fields: dict) -> str:
+    return hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
+
+
+def _fields(seq, t_utc, user_id, action, session_id, entity, entity_id, detail, prev_hash) -> dict:
+    return {"seq": seq, "t_utc": t_utc, "user_id": user_id, "action": action,
+            "session_id": session_id, "entity": entity, "entity_id": entity_id,
+            "detail": detail, "prev_hash": prev_hash}
+
+
+def append_audit(db, action: str, *, user_id: str | None = None, session_id: str | None = None,
+                 entity: str | None = None, entity_id: str | None = None,
+                 detail: dict | None = None, t_wall: float | None = None) -> str:
+    """Append one entry; returns its hash. ``db`` is a sqlite_utils.Database in a transaction."""
+    conn = db.conn
+    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    t_utc = utc_iso(time.time() if t_wall is None else t_wall)
+    detail = json.loads(json.dumps(detail or {}, default=str))  # JSON-safe, as stored
+    fields = _fields(seq, t_utc, user_id, action, session_id, entity, entity_id, detail, prev)
+    digest = _entry_hash(fields)
+    conn.execute(
+        "INSERT INTO audit_log (seq, t_utc, user_id, action, session_id, entity, entity_id, detail,"
+        " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (seq, t_utc, user_id, action, session_id, entity, entity_id,
+         rfc8785.dumps(detail).decode(), prev, digest))
+    return digest
+
+
+def audit_head(db) -> tuple[int, str]:
+    row = db.conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int
+    head: str
+
+
+def verify_chain(db) -> ChainReport:
+    """Recompute every link; raise VerificationError naming the first bad row."""
+    prev, expected_seq, n = GENESIS, 1, 0
+    for seq, t_utc, user_id, action, session_id, entity, entity_id, detail, prev_hash, digest in \
+            db.conn.execute("SELECT seq, t_utc, user_id, action, session_id, entity, entity_id,"
+                            " detail, prev_hash, hash FROM audit_log ORDER BY seq"):
+        if seq != expected_seq:
+            raise VerificationError(f"audit row {expected_seq} is missing (next row is {seq})")
+        if prev_hash != prev:
+            raise VerificationError(f"audit row {seq}: previous-hash link broken")
+        try:
+            detail_obj = json.loads(detail)
+        except ValueError:
+            raise VerificationError(f"audit row {seq}: detail is not valid JSON") from None
+        fields = _fields(seq, t_utc, user_id, action, session_id, entity, entity_id, detail_obj,
+                         prev_hash)
+        if _entry_hash(fields) != digest:
+            raise VerificationError(f"audit row {seq} ({action}) was altered: hash mismatch")
+        prev, expected_seq, n = digest, seq + 1, n + 1
+    return ChainReport(n, prev)

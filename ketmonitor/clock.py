@@ -1,0 +1,94 @@
+"""Clocks. Monotonic time orders samples and times alarms; wall time (UTC) is only for the record.
+
+A ScaledClock runs simulated time faster than real time (``speed``) for accelerated demos and tests;
+a ManualClock is advanced by hand in tests of the alarm engine and scheduler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+
+class Clock:
+    """Real time. ``monotonic()`` never goes backwards; ``wall()`` is epoch seconds, UTC."""
+
+    speed = 1.0
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def sleep_until(self, t_mono: float, stop: threading.Event | None = None) -> bool:
+        """Wait until monotonic time reaches ``t_mono``; return False if ``stop`` was set first."""
+        delay = (t_mono - self.monotonic()) / self.speed
+        if delay <= 0:
+            return not (stop and stop.is_set())
+        if stop is None:
+            time.sleep(delay)
+            return True
+        return not stop.wait(delay)
+
+
+class ScaledClock(Clock):
+    """Simulated time running ``speed`` times faster than real time, from a wall-clock anchor."""
+
+    def __init__(self, speed: float = 1.0, wall_anchor: float | None = None):
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = float(speed)
+        self._real0 = time.monotonic()
+        self._wall0 = time.time() if wall_anchor is None else wall_anchor
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._real0) * self.speed
+
+    def wall(self) -> float:
+        return self._wall0 + self.monotonic()
+
+
+class ManualClock(Clock):
+    """Time that moves only when told to: for deterministic tests and batch simulation."""
+
+    def __init__(self, t_mono: float = 0.0, wall_anchor: float = 1_767_225_600.0):  # 2026-01-01Z
+        self._t = t_mono
+        self._wall0 = wall_anchor - t_mono
+        self._cond = threading.Condition()
+
+    def monotonic(self) -> float:
+        return self._t
+
+    def wall(self) -> float:
+        return self._wall0 + self._t
+
+    def advance(self, dt: float) -> None:
+        with self._cond:
+            self._t += dt
+            self._cond.notify_all()
+
+    def set(self, t_mono: float) -> None:
+        with self._cond:
+            self._t = max(self._t, t_mono)
+            self._cond.notify_all()
+
+    def sleep_until(self, t_mono: float, stop: threading.Event | None = None) -> bool:
+        with self._cond:
+            while self._t < t_mono:
+                if stop is not None and stop.is_set():
+                    return False
+                self._cond.wait(0.05)
+        return not (stop and stop.is_set())
+
+
+def utc_iso(t_wall: float) -> str:
+    """Epoch seconds → ISO 8601 UTC with milliseconds and a Z, the on-disk form of every time."""
+    return datetime.fromtimestamp(t_wall, timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def parse_utc(text: str) -> float:
+    """ISO 8601 (with Z or offset) → epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

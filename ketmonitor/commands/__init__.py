@@ -1,0 +1,1 @@
+"""Subcommands of the ``ketmonitor`` CLI, one module each (see ketmonitor/cli.py)."""
