@@ -112,6 +112,14 @@ class VitalsSource(ABC):
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
 
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until the reader thread has ended by itself (StopSource) or been stopped."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+            return not t.is_alive()
+        return True
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -128,8 +136,10 @@ class VitalsSource(ABC):
             except StopSource:
                 break
             except Exception as exc:  # noqa: BLE001 - a device must never take the app down
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("%s: %s", self.source_id, self.last_error)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.last_error:  # log a failure once, not at every retry
+                    log.warning("%s: %s", self.source_id, error)
+                self.last_error = error
                 self.set_status(False, {Condition.DISCONNECTED}, self._describe_error(exc))
             self._stop.wait(self.reconnect_delay / max(self.clock.speed, 1.0))
         self._closed()
@@ -160,6 +170,7 @@ class VitalsSource(ABC):
         if isinstance(sample, (Numeric, WaveformChunk)):
             self.last_data_mono = sample.t_mono
             if self._connected is not True or Condition.NO_DATA in self._conditions:
+                self.last_error = ""
                 self.set_status(True, self._conditions - {Condition.DISCONNECTED, Condition.NO_DATA})
         sink = self._sink
         if sink is not None:

@@ -1,0 +1,143 @@
+"""The running monitor: sources -> dispatcher -> (store writer, alarm engine, UI queue, ...).
+
+One reader thread per source, one writer thread for SQLite, one ticker thread for time-driven work
+(alarm delays, no-data checks, scheduled tasks). The UI never runs here: it adds a listener that puts
+samples on a queue it drains on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from .clock import Clock
+from .dispatch import Dispatcher, Listener
+from .errors import NotSupportedError
+from .samples import Condition, SessionEvent
+from .sessions import create_session, end_session
+from .sources import VitalsSource
+from .store import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+class _Ticker:
+    def __init__(self, fn: Callable[[float], None], interval: float):
+        self.fn, self.interval, self.next = fn, interval, 0.0
+
+
+class MonitorRuntime:
+    """Owns one monitoring session's threads. ``start()`` opens or resumes the session."""
+
+    def __init__(self, db_path, sources: list[VitalsSource], *, clock: Clock | None = None,
+                 session_id: str | None = None, protocol: str | None = None,
+                 patient_id: str | None = None, scenario: str | None = None,
+                 seed: int | None = None, user_id: str | None = None,
+                 commit_interval: float = 0.5):
+        self.clock = clock or Clock()
+        self.sources = list(sources)
+        self.dispatcher = Dispatcher()
+        self.writer = StoreWriter(db_path, commit_interval=commit_interval,
+                                  on_error=self._storage_error)
+        self.session_id = session_id
+        self._resume = session_id is not None
+        self._meta = dict(protocol=protocol, patient_id=patient_id, scenario=scenario, seed=seed,
+                          user_id=user_id)
+        self._tickers: list[_Ticker] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.storage_listeners: list[Callable[[str | None], None]] = []
+        self.started_mono: float | None = None
+        self.dispatcher.on_listener_error = self._listener_failed
+
+    # -- wiring ------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> Listener:
+        return self.dispatcher.add_listener(listener)
+
+    def add_ticker(self, fn: Callable[[float], None], interval: float) -> None:
+        """Call ``fn(now_mono)`` every ``interval`` seconds of session time, on the ticker thread."""
+        self._tickers.append(_Ticker(fn, interval))
+
+    def publish(self, sample) -> None:
+        self.dispatcher.publish(sample)
+
+    def event(self, kind: str, data: dict | None = None, user_id: str | None = None) -> SessionEvent:
+        ev = SessionEvent(kind, self.clock.monotonic(), self.clock.wall(), data or {}, user_id)
+        self.dispatcher.publish(ev)
+        return ev
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> str:
+        self.writer.start()
+        self.started_mono = self.clock.monotonic()
+        if self.session_id is None:
+            mono, wall = self.started_mono, self.clock.wall()
+            self.session_id = self.writer.run(lambda db: create_session(
+                db, wall_anchor=wall, mono_anchor=mono, **self._meta))
+        self.dispatcher.add_listener(self.writer.listener(self.session_id))
+        for source in self.sources:
+            source.start(self.dispatcher.publish)
+        self._thread = threading.Thread(target=self._tick_loop, name="ticker", daemon=True)
+        self._thread.start()
+        if self._resume:
+            self.event("session.resumed", {})
+        return self.session_id
+
+    def stop(self, *, end: bool = True, status: str = "ended", reason: str | None = None) -> None:
+        self._stop.set()
+        for source in self.sources:
+            source.stop()
+        if self._thread is not None:
+            self._thread.join(5)
+        if end and self.session_id is not None:
+            sid, t_wall, user = self.session_id, self.clock.wall(), self._meta.get("user_id")
+            self.writer.end_heartbeat(sid)
+            self.writer.run(lambda db: end_session(db, sid, status=status, user_id=user,
+                                                   t_wall=t_wall, reason=reason))
+        self.writer.stop()
+
+    def request_nibp(self) -> VitalsSource:
+        for source in self.sources:
+            if "nibp" in source.capabilities:
+                source.request_nibp()
+                return source
+        raise NotSupportedError("no blood-pressure monitor is connected")
+
+    # -- internals ---------------------------------------------------------------------------
+    def _tick_loop(self) -> None:
+        while not self._stop.is_set():
+            now = self.clock.monotonic()
+            for t in self._tickers:
+                if now >= t.next:
+                    t.next = now + t.interval
+                    try:
+                        t.fn(now)
+                    except Exception:  # noqa: BLE001 - keep ticking
+                        log.exception("ticker %r failed", t.fn)
+            self._check_silence(now)
+            self._stop.wait(0.05)
+
+    def _check_silence(self, now: float) -> None:
+        """A connected source with no data for two expected intervals gets NO_DATA.
+
+        Half a second of real time is allowed on top, so an accelerated simulation whose reader
+        thread lags a little is not taken for a silent device.
+        """
+        slack = 0.5 * self.clock.speed
+        for s in self.sources:
+            if s.connected and s.last_data_mono is not None and s.kind != "nibp":
+                if now - s.last_data_mono > 2 * s.expected_interval + slack \
+                        and Condition.NO_DATA not in s.conditions:
+                    s.set_status(True, s.conditions | {Condition.NO_DATA},
+                                 f"{s.source_id}: no data for {now - s.last_data_mono:.0f} s")
+
+    def _storage_error(self, message: str | None) -> None:
+        for fn in list(self.storage_listeners):
+            try:
+                fn(message)
+            except Exception:  # noqa: BLE001
+                log.exception("storage listener failed")
+
+    def _listener_failed(self, listener, exc: BaseException) -> None:
+        log.error("listener %r failed: %s", listener, exc)
