@@ -81,18 +81,11 @@ class SuntechCommand(Frame):
 
 
 class SuntechCommandParser(Parser):
-    """Incremental parser of the host -> module byte stream."""
+    """Incremental parser of the host -> module byte stream (what the emulator reads)."""
 
-    protocol = "suntech-host"
+    name = "suntech-host"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list:
-        buf = self._buf
-        buf += data
-        out: list = []
+    def _parse(self, buf: bytearray, out: list[Frame]) -> None:
         n = len(buf)
         i = 0
         while i < n:
@@ -104,9 +97,8 @@ class SuntechCommandParser(Parser):
                 continue
             if i + 1 >= n:
                 break
-            cmd = buf[i + 1]
-            length = COMMAND_LENGTHS.get(cmd)
-            if length is None:  # unknown: the frame ends where the running sum reaches 0
+            length = COMMAND_LENGTHS.get(buf[i + 1])
+            if length is None:  # unknown command: the frame ends where the running sum reaches 0
                 total, end = HOST_START, -1
                 for k in range(i + 1, min(n, i + _MAX_UNKNOWN)):
                     total += buf[k]
@@ -115,11 +107,10 @@ class SuntechCommandParser(Parser):
                         break
                 if end < 0:
                     if n - i < _MAX_UNKNOWN:
-                        break
+                        break  # may still complete
                     self.skipped_bytes += 1
                     i += 1
                     continue
-                self.frames += 1
                 out.append(SuntechCommand("unknown", bytes(buf[i + 1:end - 1])))
                 i = end
                 continue
@@ -127,17 +118,14 @@ class SuntechCommandParser(Parser):
             if end > n:
                 break
             frame = bytes(buf[i:end])
-            body = frame[1:-1]
             if sum(frame) & 0xFF:
+                # counted as bad, yet handed on as "bad": the module must answer it with 'N'
                 self.bad_frames += 1
-                out.append(SuntechCommand("bad", body))
-                i = end
-                continue
-            self.frames += 1
-            out.append(self._decode(body))
+                out.append(SuntechCommand("bad", frame[1:-1]))
+            else:
+                out.append(self._decode(frame[1:-1]))
             i = end
         del buf[:i]
-        return out
 
     @staticmethod
     def _decode(body: bytes) -> SuntechCommand:
@@ -266,35 +254,24 @@ class SuntechBpData(Frame):
 
 
 def _decode_reply(f: bytes | bytearray):
-    """A checksum-valid reply -> frame, or None when it is out of range or not documented."""
+    """A checksum-valid reply -> frame, or None for a status code the reference does not list."""
     length = f[1]
     if length == LEN_STATUS:
         code = chr(f[2])
         return SuntechStatus(code) if code in STATUS_MEANINGS else None
     if length == LEN_CUFF:
-        mmhg = f[2] | (f[3] << 8)
-        return SuntechCuffPressure(mmhg) if mmhg <= 350 else None
-    sys_, dia = f[2] | (f[3] << 8), f[4] | (f[5] << 8)
-    pr, mean = f[16] | (f[17] << 8), f[18] | (f[19] << 8)
-    err = f[20]
-    if err == 0 and not (sys_ <= 300 and dia <= 300 and mean <= 300 and pr <= 350):
-        return None
-    return SuntechBpData(sys_, dia, mean, pr, f[7], err)
+        return SuntechCuffPressure(f[2] | (f[3] << 8))  # above 350 mmHg: dropped by the base
+    return SuntechBpData(systolic=f[2] | (f[3] << 8), diastolic=f[4] | (f[5] << 8),
+                         mean=f[18] | (f[19] << 8), pulse_rate=f[16] | (f[17] << 8),
+                         result_status=f[7], error_code=f[20])
 
 
 class SuntechParser(Parser):
     """Incremental parser of the module -> host byte stream."""
 
-    protocol = "suntech"
+    name = "suntech"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list:
-        buf = self._buf
-        buf += data
-        frames: list = []
+    def _parse(self, buf: bytearray, out: list[Frame]) -> None:
         n = len(buf)
         i = 0
         while i < n:
@@ -307,7 +284,7 @@ class SuntechParser(Parser):
             if i + 1 >= n:
                 break
             length = buf[i + 1]
-            if length not in _KNOWN_LENGTHS:  # not a frame start after all
+            if length not in _KNOWN_LENGTHS:  # a 3E that does not start a frame
                 self.skipped_bytes += 1
                 i += 1
                 continue
@@ -316,16 +293,14 @@ class SuntechParser(Parser):
                 break
             f = buf[i:end]
             if sum(f) & 0xFF:
+                # dropped; resync from the next byte, in case this 3E was not a frame start
                 self.bad_frames += 1
-                self.skipped_bytes += 1
                 i += 1
                 continue
             frame = _decode_reply(f)
             if frame is None:
                 self.bad_frames += 1
             else:
-                self.frames += 1
-                frames.append(frame)
+                out.append(frame)
             i = end
         del buf[:i]
-        return frames
