@@ -1,0 +1,1 @@
+"""Byte-exact device emulators on pseudo-terminals (see base.py)."""

@@ -1,0 +1,259 @@
+"""Sources that turn a parser's frames into samples: the serial driver base and its shared core.
+
+``ParsedSource`` holds what every byte-fed source does, whatever the bytes come from (a serial port
+or a replayed capture): stamp each read once, feed the parser, turn measurements into ``Numeric``
+samples and pleth into ``WaveformChunk``s, keep the device's conditions as a ``DeviceStatus``, and
+say NO_DATA when nothing decodes for two expected data intervals.
+
+``SerialSource`` opens the port with ``serial.serial_for_url`` (a device path, a pty, ``loop://``,
+``socket://``, ``spy://`` all work), calls the ``on_open`` hook (format selection, start commands),
+calls ``periodic`` every ``poll_interval`` (keep-alive, polling), and reads in the source's thread.
+A read error or a vanished port ends ``_run`` with an exception; the VitalsSource base reports
+DISCONNECTED and calls ``_run`` again until the port returns. No exception reaches the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, ClassVar
+
+import serial
+
+from ketmonitor.clock import Clock
+from ketmonitor.samples import Condition, Numeric, WaveformChunk
+from ketmonitor.sources import VitalsSource
+
+from .capture import RX, TX, CaptureWriter
+from .parsers.base import Frame, Parser
+
+log = logging.getLogger(__name__)
+
+
+class ParsedSource(VitalsSource):
+    """A source fed with raw bytes through ``handle_read``; subclasses decide where bytes come from."""
+
+    parser_class: ClassVar[type[Parser] | None] = None
+    waveform_metric: ClassVar[str] = "pleth"
+    chunk_seconds: ClassVar[float] = 0.5  # pleth is sent on in chunks of about this length
+    condition_hold: ClassVar[float] = 1.5  # a condition stays reported this long after last seen
+    no_data_hint: ClassVar[str] = ""  # what to tell the user when nothing decodes
+    protocol_label: ClassVar[str] = ""
+
+    def __init__(self, source_id: str, *, clock: Clock | None = None, **options: Any):
+        super().__init__(source_id, clock=clock, **options)
+        self.parser: Parser = self.make_parser()
+        self.reads = 0
+        self.bytes_read = 0
+        self.last_bytes_mono: float | None = None
+        self.last_frame_mono: float | None = None
+        self._watch_from: float | None = None  # silence is measured from here when no frame yet
+        self._seen: dict[Condition, float] = {}
+        self._frame_conditions: frozenset[Condition] = frozenset()
+        self._wave: list[int] = []
+        self._wave_t0 = 0.0
+        self._wave_wall0 = 0.0
+        self._wave_flags: set[Condition] = set()
+        self._wave_end: float | None = None
+
+    def make_parser(self) -> Parser:
+        if self.parser_class is None:
+            raise TypeError(f"{type(self).__name__} needs a parser_class")
+        return self.parser_class()
+
+    # -- the byte path ---------------------------------------------------------------------------
+    def handle_read(self, data: bytes, t_mono: float, t_wall: float) -> None:
+        """One read from the device, stamped once on arrival."""
+        self.reads += 1
+        self.bytes_read += len(data)
+        self.last_bytes_mono = t_mono
+        frames = self.parser.feed(data)
+        if frames:
+            self.last_frame_mono = t_mono
+            self.handle_frames(frames, t_mono, t_wall)
+        self.update_status(t_mono)
+
+    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float) -> None:
+        rate = self.parser.waveform_rate
+        n_wave = sum(len(f.waveform()) for f in frames) if rate else 0
+        k = 0
+        for frame in frames:
+            conds = frame.conditions()
+            for c in conds:
+                self._seen[c] = t_mono
+            wave = frame.waveform() if rate else []
+            if wave:
+                # the last sample of this read arrived now; earlier ones one period apart before it
+                t_first = t_mono - (n_wave - 1 - k) / rate
+                self._add_wave(wave, t_first, t_mono, t_wall, conds, rate)
+                k += len(wave)
+            device_time = frame.device_time
+            for m in frame.measurements():
+                self.emit(Numeric.of(m.metric, m.value, t_mono=t_mono, t_wall=t_wall,
+                                     source=self.source_id, flags=m.flags, detail=m.detail,
+                                     device_time=device_time))
+            self.on_frame(frame, t_mono)
+
+    def on_frame(self, frame: Frame, t_mono: float) -> None:
+        """Hook: a driver reacts to a frame (command replies, NIBP state machine...)."""
+
+    def _add_wave(self, wave, t_first, t_mono, t_wall, conds, rate) -> None:
+        if not self._wave:
+            t0 = t_first
+            if self._wave_end is not None and abs(t_first - self._wave_end) < 0.25:
+                t0 = self._wave_end  # keep the waveform timeline continuous across chunks
+            self._wave_t0, self._wave_wall0 = t0, t_wall - (t_mono - t0)
+        self._wave.extend(wave)
+        self._wave_flags.update(conds)
+        if len(self._wave) >= rate * self.chunk_seconds:
+            self.flush_waveform()
+
+    def flush_waveform(self) -> None:
+        rate = self.parser.waveform_rate
+        if not self._wave or not rate:
+            return
+        chunk = WaveformChunk(self.waveform_metric, float(rate), self._wave_t0, self._wave_wall0,
+                              tuple(self._wave), self.source_id, frozenset(self._wave_flags))
+        self._wave_end = self._wave_t0 + len(self._wave) / rate
+        self._wave, self._wave_flags = [], set()
+        self.emit(chunk)
+
+    # -- status ----------------------------------------------------------------------------------
+    def update_status(self, now: float) -> None:
+        """Recompute conditions (frame conditions seen recently, NO_DATA when silent) and report."""
+        hold = self.condition_hold
+        for c in [c for c, t in self._seen.items() if now - t > hold]:
+            del self._seen[c]
+        conds = set(self._seen)
+        message = ""
+        ref = self.last_frame_mono if self.last_frame_mono is not None else self._watch_from
+        if ref is not None and now - ref > 2 * self.expected_interval:
+            conds.add(Condition.NO_DATA)
+            message = self.silence_message(now - ref)
+        self.set_status(True, conds, message)
+
+    def silence_message(self, silent_for: float) -> str:
+        label = self.protocol_label or self.parser.name or "the protocol"
+        if self.last_bytes_mono is not None and (self.last_frame_mono is None
+                                                 or self.last_bytes_mono > self.last_frame_mono):
+            text = (f"{self.source_id}: bytes arrive but none decode as {label} for "
+                    f"{silent_for:.0f} s; check the protocol and baud rate")
+        else:
+            text = f"{self.source_id}: no data for {silent_for:.0f} s"
+        return f"{text}. {self.no_data_hint}" if self.no_data_hint else text
+
+    def reset_stream(self, now: float) -> None:
+        """A new connection: forget partial frames, conditions and the waveform timeline."""
+        self.flush_waveform()
+        self.parser.reset()
+        self._seen.clear()
+        self._wave_end = None
+        self.last_frame_mono = None
+        self._watch_from = now
+
+
+class SerialSource(ParsedSource):
+    """A device on a serial port. Options: ``port`` (path or pyserial URL), ``capture`` (file to
+    record every read and write with timestamps), ``baudrate``/``parity`` to override the device's."""
+
+    baudrate: ClassVar[int] = 9600
+    parity: ClassVar[str] = serial.PARITY_NONE
+    bytesize: ClassVar[int] = serial.EIGHTBITS
+    stopbits: ClassVar[float] = serial.STOPBITS_ONE
+    read_timeout: ClassVar[float] = 0.05
+    poll_interval: ClassVar[float | None] = None  # seconds between ``periodic`` calls
+
+    def __init__(self, source_id: str, *, port: str, clock: Clock | None = None,
+                 capture: str | None = None, baudrate: int | None = None,
+                 parity: str | None = None, **options: Any):
+        super().__init__(source_id, clock=clock, **options)
+        if not port:
+            raise ValueError("a serial source needs a port")
+        self.port = str(port)
+        self.capture_path = capture
+        self.port_baudrate = int(baudrate or self.baudrate)
+        self.port_parity = parity or self.parity
+        self._serial: serial.SerialBase | None = None
+        self._write_lock = threading.Lock()
+        self._capture: CaptureWriter | None = None
+        self.connections = 0
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def on_open(self, now: float) -> None:
+        """Send what the device needs right after the port opens (start, format selection)."""
+
+    def periodic(self, now: float) -> None:
+        """Called every ``poll_interval`` while connected (keep-alive, polling)."""
+
+    # -- port ------------------------------------------------------------------------------------
+    def open_port(self) -> serial.SerialBase:
+        return serial.serial_for_url(self.port, baudrate=self.port_baudrate,
+                                     parity=self.port_parity, bytesize=self.bytesize,
+                                     stopbits=self.stopbits, timeout=self.read_timeout,
+                                     write_timeout=1.0)
+
+    def write(self, data: bytes) -> bool:
+        """Send bytes to the device from any thread; False if the port is not open or failed."""
+        ser = self._serial
+        if ser is None:
+            return False
+        with self._write_lock:
+            try:
+                ser.write(data)
+                ser.flush()
+            except Exception as exc:  # noqa: BLE001 - the reader thread notices and reconnects
+                log.warning("%s: write failed: %s", self.source_id, exc)
+                return False
+        if self._capture is not None:
+            t_mono, t_wall = self.now()
+            self._capture.record(t_mono, t_wall, data, TX)
+        return True
+
+    def _run(self, stop: threading.Event) -> None:
+        if self.capture_path and self._capture is None:
+            t_mono, t_wall = self.now()
+            self._capture = CaptureWriter(self.capture_path, t0_mono=t_mono, t0_wall=t_wall,
+                                          protocol=self.protocol_label or self.parser.name,
+                                          port=self.port, baudrate=self.port_baudrate,
+                                          parity=self.port_parity)
+        ser = self.open_port()
+        self._serial = ser
+        self.connections += 1
+        try:
+            now = self.clock.monotonic()
+            self.reset_stream(now)
+            self.set_status(True, frozenset(), f"{self.source_id}: connected to {self.port}")
+            self.on_open(now)
+            next_poll = now + (self.poll_interval or 0.0)
+            while not stop.is_set():
+                data = ser.read(1)
+                if data:
+                    waiting = ser.in_waiting
+                    if waiting:
+                        data += ser.read(waiting)
+                    t_mono, t_wall = self.now()
+                    if self._capture is not None:
+                        self._capture.record(t_mono, t_wall, data, RX)
+                    self.handle_read(data, t_mono, t_wall)
+                    now = t_mono
+                else:
+                    now = self.clock.monotonic()
+                    self.update_status(now)
+                if self.poll_interval and now >= next_poll:
+                    next_poll = now + self.poll_interval
+                    self.periodic(now)
+        finally:
+            self._serial = None
+            self.flush_waveform()
+            try:
+                ser.close()
+            except Exception:  # noqa: BLE001 - the port may already be gone
+                pass
+
+    def _describe_error(self, exc: Exception) -> str:
+        return f"{self.source_id}: port {self.port} unavailable ({exc})"
+
+    def _closed(self) -> None:
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
