@@ -1,0 +1,484 @@
+"""The alarm engine: samples and a clock in, alarm conditions and SessionEvents out. No Qt, no I/O.
+
+Feed it every sample (``feed``, a dispatcher listener) and call ``tick(now_mono)`` often (the runtime
+ticker, every 50 ms): delays run on monotonic time only. Operators act through ``acknowledge``,
+``pause_audio``, ``resume_audio`` and ``set_limit``; the UI reads ``snapshot()``.
+
+Semantics (docs/alarms.md is the disclosed version):
+- A limit condition exists while the value is beyond its limit; it is raised once it has existed for
+  its delay and ends when a value is back inside the limit by the hysteresis. A missing value (None)
+  never raises an alarm, never ends one, and cancels a pending (not yet raised) onset. NIBP limits are
+  judged on each completed reading, with no delay.
+- Technical conditions come from DeviceStatus (disconnected, sensor off, searching, no data, NIBP
+  failed), the ``nibp_error`` metric, and ``set_technical`` (audio unavailable, storage failing).
+- Acknowledge silences every condition shown now; a latched condition that has ended is cleared.
+  Audio pause silences the conditions shown now for a countdown; any condition raised later (so
+  certainly one of higher priority) sounds at once. Neither hides an active condition.
+- Latching (clinic setting) keeps an ended physiological alarm visible and audible until acknowledged.
+
+Events are queued under the engine lock and emitted after it is released, in order, so a callback
+that publishes through the dispatcher (whose lock a reader thread may hold while feeding us) can
+never deadlock with us.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..clock import Clock
+from ..errors import AuthError, ConfigError
+from ..samples import Condition, DeviceStatus, Numeric, SessionEvent, WaveformChunk
+from .conditions import LIMIT, TECHNICAL, AlarmConfig, ConditionSpec, Priority, with_field
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-9
+SENSOR_CONDITIONS = frozenset({Condition.SENSOR_OFF, Condition.SENSOR_DISCONNECTED,
+                               Condition.SENSOR_FAULT})
+SYSTEM = ""  # source of alarms raised by the application itself (audio, storage)
+
+
+@dataclass
+class _Episode:
+    uid: str
+    key: str
+    source: str
+    spec: ConditionSpec  # as in force when raised
+    value: float | None
+    message: str
+    start_mono: float
+    start_wall: float
+    extreme: float | None = None
+    end_mono: float | None = None
+    acknowledged: bool = False
+    latched: bool = False
+
+
+@dataclass
+class _Track:
+    """One condition on one source: is it present now, since when, and its raised episode."""
+
+    key: str
+    source: str
+    raw: bool = False
+    onset: float | None = None
+    immediate: bool = False
+    value: float | None = None  # latest value seen (limit alarms)
+    message: str = ""
+    episode: _Episode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmView:
+    alarm_id: str
+    condition: str
+    label: str
+    kind: str
+    priority: Priority
+    source: str
+    metric: str | None
+    direction: str | None
+    limit: float | None
+    value: float | None  # triggering value
+    current: float | None  # latest value of the metric
+    message: str
+    started_mono: float
+    started_wall: float
+    ended_mono: float | None
+    acknowledged: bool
+    paused: bool
+    sounding: bool
+    latched: bool
+    metrics: tuple[str, ...]  # metrics whose tiles this alarm concerns
+
+    @property
+    def active(self) -> bool:
+        return self.ended_mono is None
+
+    @property
+    def text(self) -> str:
+        """The banner line: condition, value and limit, readable at a glance."""
+        if self.kind == LIMIT and self.value is not None:
+            shown = self.current if self.active and self.current is not None else self.value
+            sign = "<" if self.direction == "low" else ">"
+            return f"{self.label} {shown:g} ({sign} {self.limit:g})"
+        return self.label if not self.message else f"{self.label}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSnapshot:
+    now: float
+    alarms: tuple[AlarmView, ...]  # shown now, most important first
+    past: tuple[AlarmView, ...]  # ended, most recent first
+    audio_priority: Priority | None  # what the speaker should play, None for silence
+    pause_remaining_s: float | None  # audio pause countdown, None when not paused
+
+    @property
+    def top(self) -> AlarmView | None:
+        return self.alarms[0] if self.alarms else None
+
+    def tile_priorities(self) -> dict[str, Priority]:
+        """Highest priority per metric among the alarms shown."""
+        out: dict[str, Priority] = {}
+        for a in self.alarms:
+            for m in a.metrics:
+                if m not in out or a.priority.rank > out[m].rank:
+                    out[m] = a.priority
+        return out
+
+
+EventSink = Callable[[SessionEvent], None]
+
+
+class AlarmEngine:
+    def __init__(self, config: AlarmConfig | None = None, *, clock: Clock | None = None,
+                 emit: EventSink | None = None, history: int = 500):
+        self.config = config or AlarmConfig()
+        self.clock = clock or Clock()
+        self.emit = emit
+        self._lock = threading.RLock()
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        self._visible: dict[str, _Episode] = {}
+        self._past: deque[_Episode] = deque(maxlen=history)
+        self._paused_ids: set[str] = set()
+        self._paused_until: float | None = None
+        self._now = float("-inf")
+        self._nibp_failed: dict[str, bool] = {}
+        self._source_metrics: dict[str, set[str]] = {}
+        self._last_value: dict[str, float | None] = {}
+        self._outbox: deque[SessionEvent] = deque()
+        self._drain_lock = threading.Lock()
+
+    # -- inputs --------------------------------------------------------------------------------
+    def feed(self, sample) -> None:
+        """Dispatcher listener: take one sample (SessionEvents and waveforms are ignored)."""
+        if isinstance(sample, (SessionEvent, WaveformChunk)):
+            return
+        with self._lock:
+            now = self._advance(sample.t_mono)
+            if isinstance(sample, Numeric):
+                self._numeric(sample, now)
+            elif isinstance(sample, DeviceStatus):
+                self._status(sample, now)
+        self._drain()
+
+    __call__ = feed
+
+    def tick(self, now_mono: float | None = None) -> None:
+        """Let time pass: raise conditions whose delay has run out, end an expired audio pause."""
+        with self._lock:
+            now = self._advance(self._mono(now_mono))
+            for track in self._tracks.values():
+                if track.raw and track.episode is None:
+                    self._evaluate(track, now)
+            if self._paused_until is not None and now >= self._paused_until - EPS:
+                self._end_pause(now, "expired", None, None)
+        self._drain()
+
+    def set_technical(self, key: str, active: bool, message: str = "", *, source: str = SYSTEM,
+                      now: float | None = None) -> None:
+        """Raise or end a technical condition the application detects itself (e.g.
+        ``set_technical("storage_failing", True, "disk full")``, ``"audio_unavailable"``)."""
+        spec = self._spec(key)
+        if spec.kind != TECHNICAL:
+            raise ConfigError(f"{key} is not a technical alarm")
+        with self._lock:
+            now = self._advance(self._mono(now))
+            self._set_raw(key, source, active, now, message)
+        self._drain()
+
+    # -- operator actions ----------------------------------------------------------------------
+    def acknowledge(self, user_id: str | None = None, role: str | None = None,
+                    now: float | None = None) -> list[str]:
+        """Silence every condition shown now; clear latched ones that have ended. Returns ids."""
+        with self._lock:
+            now = self._advance(self._mono(now))
+            acked, cleared = [], []
+            for ep in list(self._visible.values()):
+                if ep.end_mono is not None:  # latched and over: acknowledging clears it
+                    cleared.append(ep)
+                    del self._visible[ep.uid]
+                elif not ep.acknowledged:
+                    ep.acknowledged = True
+                    acked.append(ep)
+            if acked or cleared:
+                self._event("alarm.acknowledged", now, {
+                    "alarm_ids": [e.uid for e in acked + cleared],
+                    "conditions": [e.key for e in acked + cleared],
+                    "cleared": [e.uid for e in cleared],
+                    "user": user_id, "role": role}, user_id)
+            result = [e.uid for e in acked + cleared]
+        self._drain()
+        return result
+
+    def pause_audio(self, user_id: str | None = None, role: str | None = None,
+                    duration_s: float | None = None, now: float | None = None) -> float:
+        """Start (or restart) the audio-pause countdown for the conditions shown now.
+
+        Returns the duration granted: the clinic default, or ``duration_s`` capped at the clinic's
+        maximum."""
+        s = self.config.settings
+        duration = s.pause_default_s if duration_s is None else float(duration_s)
+        if duration <= 0:
+            raise ConfigError("audio pause must last a positive number of seconds")
+        duration = min(duration, s.pause_max_s)
+        with self._lock:
+            now = self._advance(self._mono(now))
+            self._paused_ids |= set(self._visible)
+            self._paused_until = now + duration
+            self._event("alarm.audio_paused", now, {
+                "alarm_ids": sorted(self._paused_ids),
+                "conditions": sorted({self._visible[u].key for u in self._paused_ids
+                                      if u in self._visible}),
+                "duration_s": duration, "until_mono": self._paused_until,
+                "user": user_id, "role": role}, user_id)
+        self._drain()
+        return duration
+
+    def resume_audio(self, user_id: str | None = None, role: str | None = None,
+                     now: float | None = None) -> None:
+        """End the audio pause before its countdown runs out."""
+        with self._lock:
+            now = self._advance(self._mono(now))
+            if self._paused_until is not None:
+                self._end_pause(now, "operator", user_id, role)
+        self._drain()
+
+    def set_limit(self, key: str, *, user_id: str, role: str, now: float | None = None,
+                  **changes) -> dict[str, tuple]:
+        """Change ``limit`` (limit roles) or ``priority``/``delay_s``/``hysteresis`` (clinic setting
+        roles) of one condition. Every change is emitted as ``alarm.limits_changed`` with who, old
+        and new; the store listener audits it. Returns {field: (old, new)} for what changed."""
+        if not user_id:
+            raise AuthError("changing alarm limits needs a signed-in user")
+        spec = self._spec(key)
+        s = self.config.settings
+        for name in changes:
+            allowed = s.limit_roles if name == "limit" else s.setting_roles
+            if name not in {"limit", "priority", "delay_s", "hysteresis"}:
+                raise ConfigError(f"{key}: cannot change {name!r}")
+            if role not in allowed:
+                what = "alarm limits" if name == "limit" else f"the alarm {name}"
+                raise AuthError(f"role {role!r} may not change {what} "
+                                f"(allowed: {', '.join(sorted(allowed))})")
+        with self._lock:
+            new = spec
+            for name, value in changes.items():
+                new = with_field(new, name, value)
+            specs = dict(self.config.specs)
+            specs[key] = new
+            config = replace(self.config, specs=specs)
+            config.check()
+            diff = {n: (getattr(spec, n), getattr(new, n)) for n in changes
+                    if getattr(spec, n) != getattr(new, n)}
+            if not diff:
+                return {}
+            self.config = config
+            now = self._advance(self._mono(now))
+            for name, (old, value) in diff.items():
+                self._event("alarm.limits_changed", now, {
+                    "condition": key, "label": new.label, "field": name,
+                    "old": getattr(old, "value", old), "new": getattr(value, "value", value),
+                    "user": user_id, "role": role}, user_id)
+            if new.kind == LIMIT:  # judge the last value against the new limit now
+                track = self._track(key, SYSTEM)
+                v = self._last_value.get(new.metric)
+                if v is not None:
+                    self._judge(track, new, v, now)
+        self._drain()
+        return {n: (getattr(o, "value", o), getattr(v, "value", v)) for n, (o, v) in diff.items()}
+
+    # -- outputs -------------------------------------------------------------------------------
+    def snapshot(self, now: float | None = None) -> AlarmSnapshot:
+        with self._lock:
+            now = max(self._now, self._mono(now))
+            pausing = self._paused_until is not None and now < self._paused_until
+            views = [self._view(e, pausing) for e in self._visible.values()]
+            views.sort(key=lambda v: (-v.priority.rank, v.acknowledged, not v.active,
+                                      -v.started_mono))
+            sounding = [v.priority for v in views if v.sounding]
+            audio = max(sounding, key=lambda p: p.rank) if sounding else None
+            past = tuple(self._view(e, False) for e in reversed(self._past))
+            remaining = self._paused_until - now if pausing else None
+            return AlarmSnapshot(now, tuple(views), past, audio, remaining)
+
+    def spec(self, key: str) -> ConditionSpec:
+        return self._spec(key)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _mono(self, now: float | None) -> float:
+        return self.clock.monotonic() if now is None else float(now)
+
+    def _advance(self, t: float) -> float:
+        self._now = max(self._now, t)
+        return self._now
+
+    def _wall(self, t_mono: float) -> float:
+        return self.clock.wall() + (t_mono - self.clock.monotonic())
+
+    def _spec(self, key: str) -> ConditionSpec:
+        try:
+            return self.config.specs[key]
+        except KeyError:
+            raise ConfigError(f"unknown alarm condition {key!r}; known: "
+                              f"{', '.join(self.config.specs)}") from None
+
+    def _track(self, key: str, source: str) -> _Track:
+        t = self._tracks.get((key, source))
+        if t is None:
+            t = self._tracks[(key, source)] = _Track(key, source)
+        return t
+
+    def _numeric(self, s: Numeric, now: float) -> None:
+        self._source_metrics.setdefault(s.source, set()).add(s.metric)
+        if s.metric == "nibp_error":
+            failed = s.value is not None and s.value != 0
+            if failed:
+                self._nibp_failed[s.source] = True
+                msg = s.detail or f"error code {s.value:g}"
+                self._set_raw("nibp_failed", s.source, True, now, msg)
+            return
+        if s.metric == "nibp_systolic" and s.value is not None and self._nibp_failed.get(s.source):
+            self._nibp_failed[s.source] = False
+            self._set_raw("nibp_failed", s.source, False, now)
+        self._last_value[s.metric] = s.value
+        for spec in self.config.specs.values():
+            if spec.metric == s.metric:
+                track = self._track(spec.key, SYSTEM)
+                if s.value is None:  # missing: neither raises nor ends; cancels a pending onset
+                    if track.episode is None:
+                        track.raw, track.onset = False, None
+                    continue
+                self._judge(track, spec, s.value, now, onset=s.t_mono)
+
+    def _judge(self, track: _Track, spec: ConditionSpec, value: float, now: float,
+               onset: float | None = None) -> None:
+        track.value = value
+        if spec.beyond(value, hysteresis=track.episode is not None):
+            if not track.raw:
+                track.raw, track.onset = True, min(now, onset) if onset is not None else now
+            track.immediate = spec.episodic
+            if track.episode is not None:
+                ep = track.episode
+                worse = value < ep.extreme if spec.direction == "low" else value > ep.extreme
+                ep.extreme = value if worse else ep.extreme
+        else:
+            track.raw, track.onset = False, None
+        self._evaluate(track, now)
+
+    def _status(self, st: DeviceStatus, now: float) -> None:
+        conds = st.conditions
+        msg = st.message
+        gone = not st.connected or Condition.DISCONNECTED in conds
+        self._set_raw("device_disconnected", st.source, gone, now, msg)
+        self._set_raw("sensor_off", st.source, not gone and bool(conds & SENSOR_CONDITIONS), now,
+                      msg)
+        searching = not gone and bool(conds & {Condition.SEARCHING, Condition.SEARCHING_TOO_LONG})
+        self._set_raw("searching_too_long", st.source, searching, now, msg,
+                      immediate=Condition.SEARCHING_TOO_LONG in conds)
+        self._set_raw("no_data", st.source, not gone and Condition.NO_DATA in conds, now, msg)
+        if Condition.NIBP_FAILED in conds:
+            self._nibp_failed[st.source] = True
+            self._set_raw("nibp_failed", st.source, True, now, msg)
+
+    def _set_raw(self, key: str, source: str, active: bool, now: float, message: str = "",
+                 immediate: bool = False) -> None:
+        track = self._track(key, source)
+        if active:
+            if not track.raw:
+                track.raw, track.onset = True, now
+            track.immediate = immediate
+            track.message = message or track.message
+            if track.episode is not None and message:
+                track.episode.message = message
+        else:
+            track.raw, track.onset = False, None
+        self._evaluate(track, now)
+
+    def _evaluate(self, track: _Track, now: float) -> None:
+        spec = self.config.specs[track.key]
+        if track.raw and track.episode is None:
+            if track.immediate or now - track.onset >= spec.delay_s - EPS:
+                self._raise(track, spec, now)
+        elif not track.raw and track.episode is not None:
+            self._end(track, now)
+
+    def _raise(self, track: _Track, spec: ConditionSpec, now: float) -> None:
+        for uid, ep in list(self._visible.items()):  # a latched earlier episode is superseded
+            if ep.key == track.key and ep.source == track.source and ep.end_mono is not None:
+                del self._visible[uid]
+        ep = _Episode(uuid.uuid4().hex, track.key, track.source, spec, track.value, track.message,
+                      now, self._wall(now), extreme=track.value)
+        track.episode = ep
+        self._visible[ep.uid] = ep
+        limits = {s.key: s.limit for s in self.config.specs.values()
+                  if spec.metric and s.metric == spec.metric}
+        self._event("alarm.raised", now, {
+            "alarm_id": ep.uid, "condition": spec.key, "label": spec.label, "kind": spec.kind,
+            "priority": spec.priority.value, "source": track.source or None, "metric": spec.metric,
+            "direction": spec.direction, "limit": spec.limit, "hysteresis": spec.hysteresis,
+            "delay_s": spec.delay_s, "value": track.value, "limits": limits,
+            "message": track.message, "onset_mono": track.onset})
+
+    def _end(self, track: _Track, now: float) -> None:
+        ep, track.episode = track.episode, None
+        ep.end_mono = now
+        latch = (self.config.settings.latching and ep.spec.kind == LIMIT and not ep.acknowledged)
+        if latch:
+            ep.latched = True
+        else:
+            self._visible.pop(ep.uid, None)
+        self._past.append(ep)
+        self._event("alarm.ended", now, {
+            "alarm_id": ep.uid, "condition": ep.key, "priority": ep.spec.priority.value,
+            "source": ep.source or None, "value": track.value if ep.spec.kind == LIMIT else None,
+            "extreme": ep.extreme, "latched": latch, "duration_s": now - ep.start_mono})
+
+    def _end_pause(self, now: float, reason: str, user_id, role) -> None:
+        ids = sorted(self._paused_ids)
+        self._paused_until = None
+        self._paused_ids.clear()
+        self._event("alarm.audio_resumed", now, {"reason": reason, "alarm_ids": ids,
+                                                 "user": user_id, "role": role}, user_id)
+
+    def _view(self, ep: _Episode, pausing: bool) -> AlarmView:
+        spec = ep.spec
+        paused = pausing and ep.uid in self._paused_ids
+        shown = ep.uid in self._visible
+        if spec.metric:
+            metrics: tuple[str, ...] = (spec.metric,)
+        else:
+            metrics = tuple(sorted(self._source_metrics.get(ep.source, ())))
+        return AlarmView(
+            ep.uid, ep.key, spec.label, spec.kind, spec.priority, ep.source, spec.metric,
+            spec.direction, spec.limit, ep.value,
+            self._last_value.get(spec.metric) if spec.metric else None, ep.message,
+            ep.start_mono, ep.start_wall, ep.end_mono, ep.acknowledged, paused,
+            shown and not ep.acknowledged and not paused, ep.latched, metrics)
+
+    def _event(self, kind: str, now: float, data: dict, user_id: str | None = None) -> None:
+        self._outbox.append(SessionEvent(kind, now, self._wall(now), data, user_id))
+
+    def _drain(self) -> None:
+        """Emit queued events in order, outside the engine lock; one thread drains at a time."""
+        while self._outbox:
+            if not self._drain_lock.acquire(blocking=False):
+                return  # another thread is draining and will pick ours up
+            try:
+                while True:
+                    try:
+                        event = self._outbox.popleft()
+                    except IndexError:
+                        break
+                    if self.emit is not None:
+                        try:
+                            self.emit(event)
+                        except Exception:  # noqa: BLE001 - alarms go on whatever a listener does
+                            log.exception("alarm event listener failed on %s", event.kind)
+            finally:
+                self._drain_lock.release()
