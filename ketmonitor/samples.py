@@ -31,6 +31,12 @@ class Condition(str, Enum):
     HELD = "held"  # device is holding a previous value (display hold): questionable, not fresh
     LOW_BATTERY = "low_battery"
     DEVICE_ALARM = "device_alarm"  # the device itself is alarming
+    DEVICE_ALARM_SILENCED = "device_alarm_silenced"  # the device's own alarm is silenced
+    DEVICE_SPO2_HIGH = "device_spo2_high"  # the device's own limit alarms (Masimo ALARM bits)
+    DEVICE_SPO2_LOW = "device_spo2_low"
+    DEVICE_PR_HIGH = "device_pr_high"
+    DEVICE_PR_LOW = "device_pr_low"
+    SENSOR_CALIBRATING = "sensor_calibrating"
     DISCONNECTED = "disconnected"  # the serial link or device is gone
     NO_DATA = "no_data"  # connected but silent for longer than expected
     NIBP_FAILED = "nibp_failed"
