@@ -285,3 +285,7 @@ class ContecParser(Parser):
             out.append(decode_packet(buf[i:end]))
             i = end
         del buf[:i]
+
+
+# The legacy stream lives in its own module; the protocol table finds its parser here too.
+from .contec_legacy import ContecLegacyParser  # noqa: E402,F401  (re-export)

@@ -1,0 +1,120 @@
+"""Contec pulse oximeters on their USB cable (CP210x bridge).
+
+``ContecSource`` ("contec") speaks protocol V7.0 at 115200 8N1: it sends start real-time and asks
+the device id when the port opens, sends the keep-alive every 5 s (the device stops streaming without
+it), and sends start again when the stream has stopped. ``ContecLegacySource`` ("contec-legacy") reads
+the older 5-byte stream at 19200 baud, odd parity, which needs no command.
+
+Both devices send 60 packets a second. The pleth goes on at 60 Hz in waveform chunks; SpO2, pulse rate
+and PI go on once a second (the latest packet's values), as the device's own display updates, so
+the store holds one row per second per value rather than sixty. Conditions (finger out, searching)
+are taken from every packet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import serial
+
+from devices.parsers.base import Frame, Measurement
+from devices.parsers.contec import (CMD_DEVICE_ID, KEEP_ALIVE, START_REALTIME, ContecFeedback,
+                                    ContecParser, ContecText, command)
+from devices.parsers.contec_legacy import ContecLegacyParser
+from devices.serial_source import SerialSource
+
+log = logging.getLogger(__name__)
+
+
+class _WaveformOnly(Frame):
+    """A packet whose numerics are not due: its pleth and conditions still count."""
+
+    __slots__ = ("_frame",)
+
+    def __init__(self, frame: Frame):
+        self._frame = frame
+
+    def measurements(self) -> list[Measurement]:
+        return []
+
+    def waveform(self) -> list[int]:
+        return self._frame.waveform()
+
+    def conditions(self):
+        return self._frame.conditions()
+
+
+class _ContecBase(SerialSource):
+    kind = "oximeter"
+    expected_interval = 1.0
+    numeric_interval: ClassVar[float] = 1.0  # seconds between numerics sent on
+
+    def __init__(self, source_id: str, **options: Any):
+        super().__init__(source_id, **options)
+        self._next_numeric: float | None = None
+
+    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float) -> None:
+        last = -1
+        for k, f in enumerate(frames):
+            if f.measurements():
+                last = k
+        due = last >= 0 and (self._next_numeric is None or t_mono >= self._next_numeric)
+        if due:
+            self._next_numeric = t_mono + self.numeric_interval
+        kept = [f if (due and k == last) or not f.measurements() else _WaveformOnly(f)
+                for k, f in enumerate(frames)]
+        super().handle_frames(kept, t_mono, t_wall)
+
+    def reset_stream(self, now: float) -> None:
+        super().reset_stream(now)
+        self._next_numeric = None
+
+
+class ContecSource(_ContecBase):
+    parser_class = ContecParser
+    baudrate = 115200
+    poll_interval = 5.0  # keep-alive period: the device stops streaming without one every 5 s
+    restart_after: ClassVar[float] = 2.0  # no packet this long while connected: send start again
+    protocol_label = "Contec V7.0"
+    no_data_hint = ("Older Contec firmware speaks the legacy stream: try the contec-legacy "
+                    "protocol (19200 baud).")
+
+    def __init__(self, source_id: str, **options: Any):
+        super().__init__(source_id, **options)
+        self.device_info: dict[str, str] = {}  # "device id", "model", "vendor" as the device said
+        self.keepalives_sent = 0
+        self.starts_sent = 0
+        self.rejected_commands: list[int] = []
+
+    def on_open(self, now: float) -> None:
+        self._start()
+        self.write(command(CMD_DEVICE_ID))
+
+    def periodic(self, now: float) -> None:
+        if self.write(KEEP_ALIVE):
+            self.keepalives_sent += 1
+        last = self.last_frame_mono if self.last_frame_mono is not None else self._watch_from
+        if last is not None and now - last > self.restart_after:
+            self._start()
+
+    def _start(self) -> None:
+        if self.write(START_REALTIME):
+            self.starts_sent += 1
+
+    def on_frame(self, frame: Frame, t_mono: float) -> None:
+        if isinstance(frame, ContecText):
+            self.device_info[frame.kind] = frame.text
+        elif isinstance(frame, ContecFeedback):
+            self.rejected_commands.append(frame.command)
+            log.info("%s: device rejected command 0x%02X (reason 0x%02X)", self.source_id,
+                     frame.command, frame.reason)
+
+
+class ContecLegacySource(_ContecBase):
+    parser_class = ContecLegacyParser
+    baudrate = 19200
+    parity = serial.PARITY_ODD  # some units use none: pass parity="N"
+    protocol_label = "Contec legacy"
+    no_data_hint = ("Newer Contec firmware (4.6 and later) speaks protocol V7.0: try the contec "
+                    "protocol (115200 baud).")
