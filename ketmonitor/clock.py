@@ -34,7 +34,10 @@ class Clock:
 
 
 class ScaledClock(Clock):
-    """Simulated time running ``speed`` times faster than real time, from a wall-clock anchor."""
+    """Simulated time running ``speed`` times faster than real time, from a wall-clock anchor.
+
+    ``monotonic()`` starts at 0 when the clock is made, so simulated sessions start at t = 0.
+    """
 
     def __init__(self, speed: float = 1.0, wall_anchor: float | None = None):
         if speed <= 0:

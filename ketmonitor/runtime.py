@@ -34,7 +34,7 @@ class MonitorRuntime:
                  session_id: str | None = None, protocol: str | None = None,
                  patient_id: str | None = None, scenario: str | None = None,
                  seed: int | None = None, user_id: str | None = None,
-                 commit_interval: float = 0.5):
+                 commit_interval: float = 0.5, t0: float | None = None):
         self.clock = clock or Clock()
         self.sources = list(sources)
         self.dispatcher = Dispatcher()
@@ -48,7 +48,7 @@ class MonitorRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.storage_listeners: list[Callable[[str | None], None]] = []
-        self.started_mono: float | None = None
+        self.t0 = t0  # monotonic time of the session start (defaults to when start() is called)
         self.dispatcher.on_listener_error = self._listener_failed
 
     # -- wiring ------------------------------------------------------------------------------
@@ -70,9 +70,11 @@ class MonitorRuntime:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
         self.writer.start()
-        self.started_mono = self.clock.monotonic()
+        if self.t0 is None:
+            self.t0 = self.clock.monotonic()
         if self.session_id is None:
-            mono, wall = self.started_mono, self.clock.wall()
+            mono = self.t0
+            wall = self.clock.wall() - (self.clock.monotonic() - mono)
             self.session_id = self.writer.run(lambda db: create_session(
                 db, wall_anchor=wall, mono_anchor=mono, **self._meta))
         self.dispatcher.add_listener(self.writer.listener(self.session_id))

@@ -59,7 +59,7 @@ def run_headless(args) -> int:
     sources = simulated_sources(scenario=args.scenario, seed=args.seed, clock=clock, t0=0.0,
                                 until=minutes * 60.0)
     runtime = MonitorRuntime(db_path, sources, clock=clock, scenario=args.scenario, seed=args.seed,
-                             protocol=args.protocol)
+                             protocol=args.protocol, t0=0.0)
     session_id = runtime.start()
     try:
         # the simulated devices stop by themselves at the end, having sent every sample up to it

@@ -1,0 +1,50 @@
+# Every target creates or updates .venv itself, so each works as the first command on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+QT_ENV := QT_QPA_PLATFORM=offscreen
+# Debian packages Qt needs at run time (offscreen too) and for sound (QtMultimedia -> libpulse)
+DEB_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0 libpulse0
+
+.PHONY: demo test bench soak package example-db screenshot clean deb-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deb-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: deb-deps $(STAMP)
+	$(VENV)/bin/ketmonitor demo
+
+test: deb-deps $(STAMP)
+	$(QT_ENV) $(PY) -m pytest
+	$(QT_ENV) $(PY) -m importlinter.cli lint-imports --no-cache 2>/dev/null || $(VENV)/bin/lint-imports
+
+bench: deb-deps $(STAMP)
+	$(QT_ENV) $(PY) -m benchmarks
+
+soak: deb-deps $(STAMP)
+	$(QT_ENV) $(PY) -m benchmarks.soak
+
+example-db: $(STAMP)
+	$(PY) -m ketmonitor.example_db sessions.db.example
+
+screenshot: deb-deps $(STAMP)
+	$(QT_ENV) $(VENV)/bin/ketmonitor demo --screenshot docs/monitor.png --minutes 50 --scenario hypertensive-surge --db /tmp/ketmonitor-screenshot.db
+
+package: deb-deps $(STAMP)
+	$(PY) -m pip install -q -e '.[package]'
+	$(PY) packaging/build.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,1 @@
+"""The Qt user interface: live monitor, forms, review. Everything Qt lives here, on the main thread."""

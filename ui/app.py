@@ -1,0 +1,89 @@
+"""Starting the Qt application: the real GUI and the demo on simulated devices."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from ketmonitor.clock import ScaledClock
+from ketmonitor.runtime import MonitorRuntime
+from ketmonitor.simulation import simulated_sources
+
+from .monitor_window import MonitorWindow
+
+
+def make_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv or [sys.argv[0]])
+        app.setApplicationName("ketmonitor")
+        app.setOrganizationName("ketmonitor")
+    pg.setConfigOptions(antialias=True, background="k", foreground="w")
+    return app
+
+
+def build_demo(db_path: Path, *, scenario: str = "uneventful", seed: int = 1, speed: float = 1.0,
+               protocol: str | None = None, fps: float = 30.0):
+    """The demo monitor: simulated devices, a runtime and its window (not yet started)."""
+    clock = ScaledClock(speed)
+    sources = simulated_sources(scenario=scenario, seed=seed, clock=clock, t0=0.0)
+    runtime = MonitorRuntime(db_path, sources, clock=clock, scenario=scenario, seed=seed,
+                             protocol=protocol, t0=0.0)
+    window = MonitorWindow(runtime, title=f"ketmonitor demo - {scenario}", fps=fps)
+    dose_at = sources[0].model.dose_at
+
+    def simulated_dose(now: float, done=[]) -> None:  # noqa: B006 - one-shot flag
+        if not done and now >= dose_at:
+            done.append(True)
+            runtime.event("dose.simulated", {"note": "simulated dose time of the patient model"})
+
+    runtime.add_ticker(simulated_dose, 1.0)
+    return runtime, window
+
+
+def run_demo(args, db_path: Path) -> int:
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = make_app()
+    minutes = args.minutes or (10.0 if args.screenshot else None)
+    speed = args.speed or (max(60.0, minutes * 60 / 6) if args.screenshot else 1.0)
+    runtime, window = build_demo(db_path, scenario=args.scenario, seed=args.seed, speed=speed,
+                                 protocol=args.protocol)
+    runtime.start()
+    window.resize(1600, 900)
+    window.show()
+    window.start()
+    window.closing.connect(lambda: runtime.stop())
+    if args.screenshot:
+        out = Path(args.screenshot)
+
+        def check() -> None:
+            if runtime.clock.monotonic() >= minutes * 60:
+                window._slow_refresh(window.session_seconds())
+                window.frame(window.queue.drain())
+                if not window.grab().save(str(out)):
+                    print(f"ketmonitor: cannot write screenshot {out}", file=sys.stderr)
+                    app.exit(2)
+                    return
+                print(f"screenshot {out} after {minutes:g} simulated minutes")
+                window.close()
+                app.quit()
+
+        timer = QTimer(window)
+        timer.timeout.connect(check)
+        timer.start(100)
+    return app.exec()
+
+
+def run_gui(args, db_path: Path) -> int:
+    """The clinical GUI. Until device setup and login land it opens the demo monitor."""
+    args.scenario = getattr(args, "scenario", "uneventful")
+    args.seed = getattr(args, "seed", 1)
+    args.protocol = getattr(args, "protocol", None)
+    args.minutes = args.speed = args.screenshot = None
+    return run_demo(args, db_path)
