@@ -3,7 +3,8 @@ discharge and amendments.
 
 Clinical entries are append-only (triggers refuse UPDATE and DELETE): a correction is a row in
 ``amendments`` with a reason, pointing at the table and row it corrects. Every entry also has a row
-in ``events`` (the trend timeline) and an entry in the audit trail. Times as in 0001_core.
+in ``events`` (the trend timeline) whose JSON data names the entry (``dose_id``, ``entry_id``,
+``discharge_id``, ``amendment_id``), and an entry in the audit trail. Times as in 0001_core.
 """
 
 from .schema import MIGRATIONS
@@ -72,7 +73,6 @@ def m0005_workflow(db):
         CREATE TABLE doses (
             id INTEGER PRIMARY KEY,
             session_id TEXT NOT NULL REFERENCES sessions(id),
-            event_id INTEGER REFERENCES events(id),
             action TEXT NOT NULL CHECK (action IN
                 ('dose', 'infusion_start', 'infusion_rate', 'infusion_stop')),
             drug TEXT NOT NULL,
@@ -93,7 +93,6 @@ def m0005_workflow(db):
         CREATE TABLE scale_entries (
             id INTEGER PRIMARY KEY,
             session_id TEXT NOT NULL REFERENCES sessions(id),
-            event_id INTEGER REFERENCES events(id),
             scale TEXT NOT NULL,                          -- cadss, cadss6, moaas, bprs_pos, rass, kset
             scale_version TEXT NOT NULL,
             variant TEXT,                                 -- e.g. MOAA/S '0-5' or '1-6'
@@ -114,9 +113,10 @@ def m0005_workflow(db):
             session_id TEXT NOT NULL REFERENCES sessions(id),
             check_id TEXT NOT NULL,                       -- e.g. bp@40, cadss@pre, moaas@discharge
             status TEXT NOT NULL CHECK (status IN ('done', 'skipped')),
-            entry_table TEXT,                             -- numerics rowid / scale_entries / events
+            entry_table TEXT,                             -- scale_entries, events, numerics
             entry_id INTEGER,
-            reason TEXT,
+            reason TEXT,                                  -- why skipped
+            data TEXT NOT NULL DEFAULT '{}',              -- JSON: e.g. the BP values, their source
             t_mono REAL NOT NULL,
             t_wall REAL NOT NULL,
             t_utc TEXT NOT NULL,
@@ -127,7 +127,6 @@ def m0005_workflow(db):
         CREATE TABLE discharges (
             id INTEGER PRIMARY KEY,
             session_id TEXT NOT NULL REFERENCES sessions(id),
-            event_id INTEGER REFERENCES events(id),
             criteria TEXT NOT NULL,                       -- JSON {criterion id: true/false}
             all_met INTEGER NOT NULL,
             reason TEXT,                                  -- required when not all met
@@ -143,7 +142,6 @@ def m0005_workflow(db):
         CREATE TABLE amendments (
             id INTEGER PRIMARY KEY,
             session_id TEXT REFERENCES sessions(id),
-            event_id INTEGER REFERENCES events(id),
             target_table TEXT NOT NULL,                   -- events, doses, scale_entries, ...
             target_id TEXT NOT NULL,
             reason TEXT NOT NULL CHECK (length(trim(reason)) > 0),
