@@ -95,7 +95,7 @@ def render(priority: str, *, rate: int = RATE, volume: float = 0.8, loop: bool =
     if not 0 < volume <= 1:
         raise ValueError("volume must be in (0, 1]")
     total = pattern.cycle_s if loop else pattern.burst_s
-    out = np.zeros(int(round(total * rate)))
+    out = np.zeros(int(round(total * rate)) + 1)  # +1: rounding of the last pulse start
     pulse = _pulse(pattern, rate)
     for start, _ in pattern.pulse_times():
         i = int(round(start * rate))
