@@ -59,7 +59,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              "devices.parsers.contec:ContecParser", "devices.emulators.contec:ContecEmulator",
              "contec"),
     Protocol("contec-legacy", "Contec legacy 5-byte stream (older CMS50D+/E)",
-             "devices.parsers.contec:ContecLegacyParser",
+             "devices.parsers.contec_legacy:ContecLegacyParser",
              "devices.emulators.contec:ContecLegacyEmulator", "contec-legacy"),
     Protocol("suntech", "SunTech Advantage NIBP module", "devices.parsers.suntech:SuntechParser",
              "devices.emulators.suntech:SuntechEmulator", "suntech"),

@@ -53,10 +53,7 @@ class Emulator:
         self.rng = random.Random(seed ^ 0x5EED)
         self._fault_rng = random.Random(seed + 1)
         self._tmpdir: str | None = None
-        if link is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="ketmonitor-emu-")
-            link = Path(self._tmpdir) / f"tty{self.protocol or 'EMU'}"
-        self.link = Path(link)
+        self.link: Path | None = Path(link) if link is not None else None  # made at start()
         self._master: int | None = None
         self._slave: int | None = None
         self.pts: str | None = None
@@ -76,7 +73,22 @@ class Emulator:
     # -- public --------------------------------------------------------------------------------
     @property
     def path(self) -> str:
+        """The stable port path (a symlink to the current /dev/pts/N); set by start()."""
+        if self.link is None:
+            raise RuntimeError("the emulator has no port until start()")
         return str(self.link)
+
+    def render(self, seconds: float, t_start: float | None = None) -> bytes:
+        """The bytes the device would send over ``seconds`` of simulated time, without a pty
+        (for tests, benchmarks and sample captures). Fault injection applies."""
+        t = self.t0 if t_start is None else t_start
+        out = []
+        end = t + seconds
+        while t < end:
+            if not self.device_silent(t):
+                out.append(self.produce(t))
+            t += self.interval
+        return self._faulty(b"".join(out))
 
     def sim_time(self) -> float:
         return self.t0 + (time.monotonic() - self._real0) * self.speed
@@ -84,6 +96,9 @@ class Emulator:
     def start(self) -> "Emulator":
         if self._thread is not None:
             raise RuntimeError("emulator already started")
+        if self.link is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="ketmonitor-emu-")
+            self.link = Path(self._tmpdir) / f"tty{self.protocol or 'EMU'}"
         self._real0 = time.monotonic()
         self._plug()
         self._stop.clear()
@@ -97,7 +112,8 @@ class Emulator:
         t, self._thread = self._thread, None
         if t is not None:
             t.join(5.0)
-        self._unplug()
+        if self.link is not None:
+            self._unplug()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
