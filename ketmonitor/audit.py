@@ -21,6 +21,14 @@ from .errors import VerificationError
 GENESIS = "0" * 64
 
 
+class AuditChainError(VerificationError):
+    """An audit row is missing, re-ordered or altered; ``seq`` names the row."""
+
+    def __init__(self, message: str, *, seq: int | None = None):
+        super().__init__(message)
+        self.seq = seq
+
+
 def _entry_hash(fields: dict) -> str:
     return hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
 
@@ -68,16 +76,33 @@ def verify_chain(db) -> ChainReport:
             db.conn.execute("SELECT seq, t_utc, user_id, action, session_id, entity, entity_id,"
                             " detail, prev_hash, hash FROM audit_log ORDER BY seq"):
         if seq != expected_seq:
-            raise VerificationError(f"audit row {expected_seq} is missing (next row is {seq})")
+            raise AuditChainError(f"audit row {expected_seq} is missing (next row is {seq})",
+                                  seq=expected_seq)
         if prev_hash != prev:
-            raise VerificationError(f"audit row {seq}: previous-hash link broken")
+            raise AuditChainError(f"audit row {seq}: previous-hash link broken", seq=seq)
         try:
             detail_obj = json.loads(detail)
         except ValueError:
-            raise VerificationError(f"audit row {seq}: detail is not valid JSON") from None
+            raise AuditChainError(f"audit row {seq}: detail is not valid JSON", seq=seq) from None
         fields = _fields(seq, t_utc, user_id, action, session_id, entity, entity_id, detail_obj,
                          prev_hash)
         if _entry_hash(fields) != digest:
-            raise VerificationError(f"audit row {seq} ({action}) was altered: hash mismatch")
+            raise AuditChainError(f"audit row {seq} ({action}) was altered: hash mismatch", seq=seq)
         prev, expected_seq, n = digest, seq + 1, n + 1
     return ChainReport(n, prev)
+
+
+def audit_row_hash(db, seq: int) -> str | None:
+    """The stored hash of audit row ``seq`` (GENESIS for 0), or None when there is no such row."""
+    if seq == 0:
+        return GENESIS
+    row = db.conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+    return row[0] if row else None
+
+
+def find_audit(db, action: str, *, entity_id: str | None = None) -> list[tuple[int, dict]]:
+    """[(seq, detail)] of the entries with this action (and entity id), oldest first."""
+    sql, params = "SELECT seq, detail FROM audit_log WHERE action = ?", [action]
+    if entity_id is not None:
+        sql, params = sql + " AND entity_id = ?", params + [entity_id]
+    return [(seq, json.loads(detail)) for seq, detail in db.conn.execute(sql + " ORDER BY seq", params)]

@@ -1,0 +1,267 @@
+"""Per-user Ed25519 signing keys, encrypted at rest under the user's password.
+
+The private key is encrypted with AES-256-GCM under a key derived from the password with Argon2id
+(RFC 9106 low-memory profile by default); the KDF parameters, salt and nonce are stored beside it, and
+the key id and user id are bound in as associated data, so a ciphertext moved to another row does not
+decrypt. The private key exists unencrypted only in memory, for one signing.
+
+Functions take (user_id, printed_name, role, password) and do not depend on the user-management
+module. ``password`` is a string or a callback ``(prompt) -> str``: the core asks for the secret
+through it and never touches the UI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..audit import append_audit
+from ..clock import parse_utc, utc_iso
+from ..errors import AuthError, WorkflowError
+from ._db import write_transaction
+from .jws import b64url_decode, b64url_encode
+
+Secret = str | Callable[[str], str]
+
+# RFC 9106 "second recommended option" (low memory): t=3, m=64 MiB, p=4.
+DEFAULT_KDF = {"t": 3, "m": 65536, "p": 4}
+_RAW = serialization.Encoding.Raw
+
+
+def jwk_thumbprint(public_raw: bytes) -> str:
+    """RFC 7638 thumbprint of the OKP public JWK: the key id (``kid``)."""
+    import hashlib
+
+    members = ('{"crv":"Ed25519","kty":"OKP","x":"' + b64url_encode(public_raw) + '"}').encode()
+    return b64url_encode(hashlib.sha256(members).digest())
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    kid: str
+    user_id: str
+    printed_name: str
+    role: str
+    public_key: bytes  # raw 32 bytes
+    valid_from: str
+    valid_to: str | None = None
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+    origin: str = "enrolled"
+
+    @property
+    def active(self) -> bool:
+        return self.valid_to is None and self.revoked_at is None
+
+    def public(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.public_key)
+
+
+_COLS = ("kid, user_id, printed_name, role, public_key, valid_from_utc, valid_to_utc, revoked_at_utc,"
+         " revocation_reason, origin")
+
+
+def _info(row) -> KeyInfo:
+    return KeyInfo(row[0], row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7], row[8],
+                   row[9])
+
+
+def list_keys(db, user_id: str | None = None) -> list[KeyInfo]:
+    sql = f"SELECT {_COLS} FROM signing_keys"
+    rows = (db.conn.execute(sql + " WHERE user_id = ? ORDER BY valid_from_utc, kid", (user_id,))
+            if user_id is not None else db.conn.execute(sql + " ORDER BY user_id, valid_from_utc, kid"))
+    return [_info(r) for r in rows]
+
+
+def get_key(db, kid: str) -> KeyInfo:
+    row = db.conn.execute(f"SELECT {_COLS} FROM signing_keys WHERE kid = ?", (kid,)).fetchone()
+    if row is None:
+        raise WorkflowError(f"no signing key {kid}")
+    return _info(row)
+
+
+def current_key(db, user_id: str) -> KeyInfo:
+    """The user's active (neither superseded nor revoked) enrolled key; AuthError if none."""
+    row = db.conn.execute(
+        f"SELECT {_COLS} FROM signing_keys WHERE user_id = ? AND origin = 'enrolled'"
+        " AND valid_to_utc IS NULL AND revoked_at_utc IS NULL", (user_id,)).fetchone()
+    if row is None:
+        raise AuthError(f"user {user_id} has no active signing key (enrol one first)")
+    return _info(row)
+
+
+def _ask(password: Secret, prompt: str) -> str:
+    secret = password(prompt) if callable(password) else password
+    if not isinstance(secret, str) or not secret:
+        raise AuthError("no password given")
+    return secret
+
+
+def _derive(secret: str, kdf: dict) -> bytes:
+    return hash_secret_raw(secret.encode("utf-8"), b64url_decode(kdf["salt"]),
+                           time_cost=int(kdf["t"]), memory_cost=int(kdf["m"]),
+                           parallelism=int(kdf["p"]), hash_len=32, type=Type.ID)
+
+
+def _aad(kid: str, user_id: str) -> bytes:
+    return f"ketmonitor signing key|{kid}|{user_id}".encode()
+
+
+def _encrypt(private: Ed25519PrivateKey, secret: str, kid: str, user_id: str,
+             params: dict | None) -> tuple[bytes, str]:
+    p = dict(DEFAULT_KDF, **(params or {}))
+    kdf = {"kdf": "argon2id", "v": 19, "t": p["t"], "m": p["m"], "p": p["p"],
+           "salt": b64url_encode(os.urandom(16)), "cipher": "A256GCM",
+           "nonce": b64url_encode(os.urandom(12))}
+    raw = private.private_bytes(_RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    ct = AESGCM(_derive(secret, kdf)).encrypt(b64url_decode(kdf["nonce"]), raw, _aad(kid, user_id))
+    return ct, json.dumps(kdf, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class UnlockedKey:
+    """A decrypted key, for one signing; not stored anywhere."""
+
+    info: KeyInfo
+    private_key: Ed25519PrivateKey
+
+
+def _now(t_wall: float | None) -> str:
+    return utc_iso(time.time() if t_wall is None else t_wall)
+
+
+def unlock_key(db, user_id: str, password: Secret, *, purpose: str = "sign") -> UnlockedKey:
+    """Decrypt the user's active key. A wrong password raises AuthError and is audited."""
+    info = current_key(db, user_id)
+    enc, kdf_text = db.conn.execute(
+        "SELECT private_key_enc, kdf FROM signing_keys WHERE kid = ?", (info.kid,)).fetchone()
+    secret = _ask(password, f"Password for {info.printed_name} ({user_id}) to {purpose}")
+    kdf = json.loads(kdf_text)
+    try:
+        raw = AESGCM(_derive(secret, kdf)).decrypt(b64url_decode(kdf["nonce"]), bytes(enc),
+                                                   _aad(info.kid, user_id))
+    except InvalidTag:
+        with write_transaction(db):
+            append_audit(db, "signing.auth_failed", user_id=user_id, entity="signing_key",
+                         entity_id=info.kid, detail={"purpose": purpose})
+        raise AuthError(f"wrong password for {user_id}: cannot unlock the signing key") from None
+    private = Ed25519PrivateKey.from_private_bytes(raw)
+    if private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw) != info.public_key:
+        raise AuthError(f"signing key {info.kid} of {user_id} is damaged: it does not match its "
+                        "public key")
+    return UnlockedKey(info, private)
+
+
+def _insert_key(conn, user_id, printed_name, role, secret, kdf_params, t_wall) -> KeyInfo:
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+    kid = jwk_thumbprint(public)
+    ct, kdf = _encrypt(private, secret, kid, user_id, kdf_params)
+    now = _now(t_wall)
+    conn.execute(
+        "INSERT INTO signing_keys (kid, user_id, printed_name, role, public_key, private_key_enc, kdf,"
+        " origin, created_utc, valid_from_utc) VALUES (?,?,?,?,?,?,?,'enrolled',?,?)",
+        (kid, user_id, printed_name, role, public, ct, kdf, now, now))
+    return KeyInfo(kid, user_id, printed_name, role, public, now)
+
+
+def _check_identity(user_id, printed_name, role):
+    for what, value in (("user id", user_id), ("printed name", printed_name), ("role", role)):
+        if not isinstance(value, str) or not value.strip():
+            raise WorkflowError(f"a signing key needs a {what}")
+
+
+def enrol_key(db, user_id: str, printed_name: str, role: str, password: Secret, *,
+              kdf_params: dict | None = None, t_wall: float | None = None,
+              by_user_id: str | None = None) -> KeyInfo:
+    """Create the user's Ed25519 key pair; the private key is stored only encrypted."""
+    _check_identity(user_id, printed_name, role)
+    secret = _ask(password, f"Choose the signing password for {printed_name} ({user_id})")
+    with write_transaction(db) as conn:
+        existing = conn.execute("SELECT kid FROM signing_keys WHERE user_id = ? AND origin='enrolled'"
+                                " AND valid_to_utc IS NULL AND revoked_at_utc IS NULL",
+                                (user_id,)).fetchone()
+        if existing:
+            raise WorkflowError(f"user {user_id} already has an active signing key {existing[0]}; "
+                                "rotate it instead")
+        info = _insert_key(conn, user_id, printed_name, role, secret, kdf_params, t_wall)
+        append_audit(db, "key.enrolled", user_id=by_user_id or user_id, entity="signing_key",
+                     entity_id=info.kid, detail={"user_id": user_id, "printed_name": printed_name,
+                                                 "role": role}, t_wall=t_wall)
+    return info
+
+
+def rotate_key(db, user_id: str, password: Secret, *, printed_name: str | None = None,
+               role: str | None = None, kdf_params: dict | None = None,
+               t_wall: float | None = None) -> KeyInfo:
+    """Replace the active key with a new one (also how a new name or role is taken on).
+
+    The current password must unlock the old key. Signatures made with the old key before the
+    rotation keep verifying; the old key signs nothing afterwards.
+    """
+    old = unlock_key(db, user_id, password, purpose="rotate the signing key").info
+    secret = _ask(password, f"Password for {user_id} to protect the new signing key")
+    name, new_role = printed_name or old.printed_name, role or old.role
+    _check_identity(user_id, name, new_role)
+    with write_transaction(db) as conn:
+        now = _now(t_wall)
+        conn.execute("UPDATE signing_keys SET valid_to_utc = ? WHERE kid = ?", (now, old.kid))
+        info = _insert_key(conn, user_id, name, new_role, secret, kdf_params, t_wall)
+        append_audit(db, "key.rotated", user_id=user_id, entity="signing_key", entity_id=info.kid,
+                     detail={"previous_kid": old.kid, "printed_name": name, "role": new_role},
+                     t_wall=t_wall)
+    return info
+
+
+def revoke_key(db, kid: str, *, reason: str, by_user_id: str | None = None,
+               t_wall: float | None = None) -> KeyInfo:
+    """Revoke a key (lost password, compromise, departure). Final; signatures made before still
+    verify and say so, signatures made at or after the revocation time do not."""
+    if not reason or not reason.strip():
+        raise WorkflowError("a revocation needs a reason")
+    with write_transaction(db) as conn:
+        info = get_key(db, kid)
+        if info.revoked_at is not None:
+            raise WorkflowError(f"key {kid} was already revoked at {info.revoked_at}")
+        now = _now(t_wall)
+        conn.execute("UPDATE signing_keys SET revoked_at_utc = ?, revocation_reason = ? WHERE kid = ?",
+                     (now, reason, kid))
+        append_audit(db, "key.revoked", user_id=by_user_id, entity="signing_key", entity_id=kid,
+                     detail={"user_id": info.user_id, "reason": reason, "revoked_at": now},
+                     t_wall=t_wall)
+    return get_key(db, kid)
+
+
+def change_key_password(db, user_id: str, old_password: Secret, new_password: Secret, *,
+                        kdf_params: dict | None = None) -> KeyInfo:
+    """Re-encrypt the active key under a new password (call it when the login password changes)."""
+    unlocked = unlock_key(db, user_id, old_password, purpose="change the signing password")
+    secret = _ask(new_password, f"New signing password for {user_id}")
+    ct, kdf = _encrypt(unlocked.private_key, secret, unlocked.info.kid, user_id, kdf_params)
+    with write_transaction(db) as conn:
+        conn.execute("UPDATE signing_keys SET private_key_enc = ?, kdf = ? WHERE kid = ?",
+                     (ct, kdf, unlocked.info.kid))
+        append_audit(db, "key.password_changed", user_id=user_id, entity="signing_key",
+                     entity_id=unlocked.info.kid)
+    return unlocked.info
+
+
+def key_valid_at(info: KeyInfo, signed_at: str) -> str | None:
+    """None when ``info`` may sign at ``signed_at``; otherwise why not (for error messages)."""
+    t = parse_utc(signed_at)
+    if t < parse_utc(info.valid_from):
+        return f"before the key was valid (from {info.valid_from})"
+    if info.revoked_at is not None and t >= parse_utc(info.revoked_at):
+        return f"at or after the key's revocation at {info.revoked_at}"
+    if info.valid_to is not None and t >= parse_utc(info.valid_to):
+        return f"after the key was superseded at {info.valid_to}"
+    return None

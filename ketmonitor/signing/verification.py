@@ -1,0 +1,401 @@
+"""Verifying records and databases. Every check raises a typed VerificationError naming what failed;
+when several fail, the first is raised and its ``failures`` attribute lists them all.
+
+``verify_record`` needs only the record file and a keyring. ``verify_db`` also recomputes what the
+records commit to from the database: waveform chunk digests from the sample blobs, every row of every
+session table, the session row, the audit chain and the audit entries of every signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..audit import append_audit, audit_row_hash, find_audit, verify_chain
+from ..clock import parse_utc
+from ..errors import VerificationError
+from ._db import write_transaction
+from .errors import (AuditChainError, AuditLinkError, ChunkDigestError, HeaderMismatchError,
+                     KeyNotValidError, KeyRevokedError, PayloadDigestError, RecordFormatError,
+                     RecordLinkError, RowMismatchError, UnknownKeyError)
+from .jws import JwsDocument, strict_json, verify_signature
+from .keyring import Keyring
+from .keys import key_valid_at
+from .record import FORMAT, session_row, table_rows
+from .scope import TableScope, session_tables, table_columns
+from .service import SignatureInfo, record_document
+
+_MAX_REPORTED = 3  # row differences named per table before summarising
+
+
+@dataclass(frozen=True)
+class RecordVerification:
+    record_id: str
+    session_id: str
+    kind: str
+    payload_sha256: str
+    signatures: tuple[SignatureInfo, ...]
+    amends: dict | None = None
+    record: dict | None = field(default=None, repr=False, compare=False)  # the parsed payload
+
+    def describe(self) -> str:
+        lines = [f"record {self.record_id} ({self.kind}, session {self.session_id}, "
+                 f"payload sha256 {self.payload_sha256}): verified"]
+        if self.amends:
+            lines.append(f"  amends record {self.amends.get('record_id')}")
+        lines += ["  " + s.describe() for s in self.signatures]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DbVerification:
+    records: tuple[RecordVerification, ...]
+    audit_rows: int
+    audit_head: str
+    chunks: int
+    rows: int
+
+    def describe(self) -> str:
+        lines = [r.describe() for r in self.records]
+        lines.append(f"audit chain: {self.audit_rows} rows verified, head {self.audit_head}")
+        lines.append(f"database rows compared with the signed records: {self.rows} "
+                     f"(waveform chunks re-hashed: {self.chunks})")
+        return "\n".join(lines)
+
+
+def _raise(failures: list[VerificationError]):
+    if failures:
+        first = failures[0]
+        first.failures = tuple(failures)
+        raise first
+
+
+def _parse_payload(payload: bytes) -> dict | None:
+    try:
+        obj = strict_json(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def verify_document(doc: JwsDocument, keyring: Keyring) -> RecordVerification:
+    payload = doc.payload_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    record = _parse_payload(payload)
+    rid = record.get("record_id") if record and isinstance(record.get("record_id"), str) else None
+    label = f"record {rid}" if rid else f"record (payload sha256 {digest[:16]}…)"
+    if not doc.signatures:
+        raise RecordFormatError(f"{label} has no signatures", record_id=rid)
+    failures: list[VerificationError] = []
+    infos = []
+    for i, sig in enumerate(doc.signatures):
+        try:
+            infos.append(_verify_one(doc, i, keyring, rid, label))
+        except VerificationError as exc:
+            failures.append(exc)
+    _raise(failures)
+    if record is None or record.get("format") != FORMAT or rid is None \
+            or not isinstance(record.get("session_id"), str) \
+            or record.get("kind") not in ("original", "addendum"):
+        raise RecordFormatError(f"{label}: the signed payload is not a {FORMAT} JSON object",
+                                record_id=rid)
+    return RecordVerification(rid, record["session_id"], record["kind"], digest, tuple(infos),
+                              record.get("amends"), record)
+
+
+def _verify_one(doc, i, keyring, rid, label) -> SignatureInfo:
+    header = doc.signatures[i].header(record_id=rid, index=i)
+    kid, who = header["kid"], header["signer_id"]
+    where = f"{label}: signature {i} (signer {who}, key {kid})"
+    key = keyring.get(kid)
+    if key is None:
+        raise UnknownKeyError(f"{where}: the key is not in the keyring", record_id=rid, index=i,
+                              kid=kid, signer_id=who)
+    verify_signature(doc, i, key.public(), record_id=rid, header=header)
+    for member, known in (("signer_id", key.user_id), ("printed_name", key.printed_name),
+                          ("role", key.role)):
+        if header[member] != known:
+            raise HeaderMismatchError(
+                f"{where}: protected header says {member} {header[member]!r}, the keyring gives "
+                f"this key to {known!r}", record_id=rid, index=i, kid=kid, signer_id=who)
+    try:
+        parse_utc(header["signed_at"])
+    except ValueError:
+        raise HeaderMismatchError(f"{where}: signing time {header['signed_at']!r} is not ISO 8601",
+                                  record_id=rid, index=i, kid=kid, signer_id=who) from None
+    why = key_valid_at(key, header["signed_at"])
+    if why is not None:
+        cls = KeyRevokedError if "revocation" in why else KeyNotValidError
+        raise cls(f"{where}: signed at {header['signed_at']}, {why}"
+                  + (f" (reason: {key.revocation_reason})" if key.revocation_reason else ""),
+                  record_id=rid, index=i, kid=kid, signer_id=who)
+    note = None
+    if key.revoked_at:
+        note = f"signed before revocation at {key.revoked_at}"
+    elif key.valid_to:
+        note = f"signed before the key was superseded at {key.valid_to}"
+    return SignatureInfo(rid, i, kid, who, header["printed_name"], header["role"],
+                         header["meaning"], header["signed_at"], note)
+
+
+def verify_record(record_json_bytes: bytes, keyring: Keyring) -> RecordVerification:
+    """Verify a record file (JWS General JSON) with a keyring alone; raise on any failure."""
+    return verify_document(JwsDocument.from_bytes(record_json_bytes), keyring)
+
+
+def verify_stored_record(db, record_id: str, keyring: Keyring | None = None) -> RecordVerification:
+    """Signatures and stored digest of one record in the database (not the session rows)."""
+    row = db.conn.execute("SELECT payload, payload_sha256 FROM session_records WHERE record_id = ?",
+                          (record_id,)).fetchone()
+    if row is None:
+        raise RecordFormatError(f"no signed record {record_id}", record_id=record_id)
+    if hashlib.sha256(bytes(row[0])).hexdigest() != row[1]:
+        raise PayloadDigestError(f"record {record_id}: stored payload no longer matches its SHA-256 "
+                                 f"{row[1]}", record_id=record_id)
+    return verify_document(record_document(db, record_id), keyring or Keyring.from_db(db))
+
+
+# -- database -----------------------------------------------------------------------------------
+
+def _describe_row(columns, row) -> str:
+    d = dict(zip(columns, row))
+    parts = [f"{c}={d[c]}" for c in ("id", "source", "metric", "kind", "t_utc") if c in d]
+    return "(" + ", ".join(parts or [f"{c}={v}" for c, v in list(d.items())[:4]]) + ")"
+
+
+def _identity(columns, row):
+    d = dict(zip(columns, row))
+    keys = [c for c in ("id",) if c in d] or [c for c in ("source", "metric", "kind", "t_mono",
+                                                          "t_wall") if c in d]
+    return tuple(d[c] for c in keys) if keys else None
+
+
+def _compare_rows(rid, table, columns, rec_rows, db_rows, failures) -> None:
+    rec = Counter(tuple(r) for r in rec_rows)
+    now = Counter(tuple(r) for r in db_rows)
+    missing, extra = list((rec - now).elements()), list((now - rec).elements())
+    if not missing and not extra:
+        return
+    extra_by_id: dict = {}
+    for r in extra:
+        extra_by_id.setdefault(_identity(columns, r), []).append(r)
+    problems = []
+    for r in missing:
+        ident = _identity(columns, r)
+        candidates = extra_by_id.get(ident) if ident is not None else None
+        if candidates:
+            other = candidates.pop(0)
+            diffs = ", ".join(f"{c} {b!r} (signed record: {a!r})"
+                              for c, a, b in zip(columns, r, other) if a != b)
+            problems.append(("changed", r, f"{table} row {_describe_row(columns, r)} was changed "
+                                           f"in the database: {diffs}"))
+        else:
+            problems.append(("missing", r, f"{table} row {_describe_row(columns, r)} of the signed "
+                                           "record is missing from the database"))
+    for rows in extra_by_id.values():
+        for r in rows:
+            problems.append(("extra", r, f"{table} row {_describe_row(columns, r)} is in the database "
+                                         "but not in the signed record"))
+    total = len(problems)
+    for n, (_what, r, text) in enumerate(problems[:_MAX_REPORTED]):
+        more = f" (and {total - _MAX_REPORTED} more differences in {table})" \
+            if n == _MAX_REPORTED - 1 and total > _MAX_REPORTED else ""
+        msg = f"record {rid}: {text}{more}"
+        d = dict(zip(columns, r))
+        if table == "waveform_chunks" and "id" in d:
+            failures.append(ChunkDigestError(msg, record_id=rid, chunk_id=d["id"]))
+        else:
+            failures.append(RowMismatchError(msg, record_id=rid, table=table,
+                                             key=_identity(columns, r)))
+
+
+def _check_chunks(conn, rid, session_id, rec_section, failures) -> int:
+    """Re-hash every waveform chunk's samples against the digest the record commits to."""
+    cols = rec_section["columns"]
+    if "id" not in cols or "sha256" not in cols:
+        return 0
+    i_id, i_sha = cols.index("id"), cols.index("sha256")
+    signed = {r[i_id]: r for r in rec_section["rows"]}
+    n = 0
+    for cid, metric, t_utc, blob, stored in conn.execute(
+            "SELECT id, metric, t_utc, samples, sha256 FROM waveform_chunks WHERE session_id = ?"
+            " ORDER BY id", (session_id,)):
+        n += 1
+        actual = hashlib.sha256(bytes(blob)).hexdigest()
+        row = signed.get(cid)
+        if row is not None and actual != row[i_sha]:
+            failures.append(ChunkDigestError(
+                f"record {rid}: waveform chunk {cid} ({metric} at {t_utc}): its samples hash to "
+                f"{actual[:16]}…, the signed record commits to {row[i_sha][:16]}…"
+                + ("" if stored == row[i_sha] else " (its sha256 column was changed too)"),
+                record_id=rid, chunk_id=cid))
+        elif actual != stored:
+            failures.append(ChunkDigestError(
+                f"record {rid}: waveform chunk {cid} ({metric} at {t_utc}): samples do not match "
+                "their stored SHA-256", record_id=rid, chunk_id=cid))
+    return n
+
+
+def _check_tables(conn, rid, session_id, record, failures) -> tuple[int, int]:
+    tables = record.get("tables")
+    if not isinstance(tables, dict):
+        failures.append(RecordFormatError(f"record {rid}: payload has no 'tables'", record_id=rid))
+        return 0, 0
+    scopes = {s.name: s for s in session_tables(conn)}
+    rows = chunks = 0
+    for name, section in tables.items():
+        scope = scopes.get(name)
+        cols = section.get("columns") if isinstance(section, dict) else None
+        if scope is None or not isinstance(cols, list):
+            failures.append(RowMismatchError(
+                f"record {rid}: table {name} of the signed record is not in the database",
+                record_id=rid, table=name))
+            continue
+        present = {c for c, _t, _pk in table_columns(conn, name)}
+        lost = [c for c in cols if c not in present]
+        if lost:
+            failures.append(RowMismatchError(f"record {rid}: table {name} lost column(s) "
+                                             f"{', '.join(lost)}", record_id=rid, table=name))
+            continue
+        # Compare exactly the columns that were signed (a later migration may add columns).
+        signed_scope = TableScope(scope.name, tuple(cols), scope.pk, scope.parent, scope.from_col,
+                                  scope.to_col)
+        db_rows = table_rows(conn, signed_scope, session_id)
+        rows += len(db_rows)
+        if name == "waveform_chunks":
+            chunks = _check_chunks(conn, rid, session_id, section, failures)
+            before = len(failures)
+            _compare_rows(rid, name, cols, section["rows"], db_rows, failures)
+            # a replaced chunk was already named by its digest; keep one message per chunk
+            named = {f.chunk_id for f in failures[:before] if isinstance(f, ChunkDigestError)}
+            failures[before:] = [f for f in failures[before:]
+                                 if not (isinstance(f, ChunkDigestError) and f.chunk_id in named)]
+        else:
+            _compare_rows(rid, name, cols, section["rows"], db_rows, failures)
+    signed_session = record.get("session") or {}
+    try:
+        current = session_row(conn, session_id)
+    except Exception:  # noqa: BLE001 - reported as a mismatch below
+        current = {}
+    for col, value in signed_session.items():
+        if current.get(col, object()) != value:
+            failures.append(RowMismatchError(
+                f"record {rid}: session {session_id} column {col} is {current.get(col)!r} in the "
+                f"database, {value!r} in the signed record", record_id=rid, table="sessions",
+                key=session_id))
+    return rows, chunks
+
+
+def _check_audit_links(db, rid, record, verification, failures) -> None:
+    head = record.get("audit_head") or {}
+    seq, expected = head.get("seq"), head.get("hash")
+    if isinstance(seq, int):
+        actual = audit_row_hash(db, seq)
+        if actual != expected:
+            failures.append(AuditLinkError(
+                f"record {rid}: audit row {seq} " + ("is missing" if actual is None else
+                                                     "differs from the audit-chain head signed in "
+                                                     "the record") + " (audit trail rewritten)",
+                seq=seq, record_id=rid))
+    entries = find_audit(db, "record.signed", entity_id=rid)
+    doc = record_document(db, rid)
+    for s in verification.signatures:
+        sig = doc.signatures[s.index]
+        want = hashlib.sha256(sig.signature.encode("ascii")).hexdigest()
+        found = [q for q, d in entries if d.get("index") == s.index
+                 and d.get("signature_sha256") == want]
+        if not found:
+            failures.append(AuditLinkError(
+                f"record {rid}: signature {s.index} ({s.signer_id}) has no matching 'record.signed' "
+                "audit entry", seq=None, record_id=rid))
+            continue
+        revoked = find_audit(db, "key.revoked", entity_id=s.kid)
+        if revoked and found[0] > revoked[0][0]:
+            failures.append(KeyRevokedError(
+                f"record {rid}: signature {s.index} ({s.signer_id}, key {s.kid}) was entered at "
+                f"audit row {found[0]}, after the key's revocation at audit row {revoked[0][0]}",
+                record_id=rid, index=s.index, kid=s.kid, signer_id=s.signer_id))
+
+
+def _check_stored(db, rid, session_id, kind, amends_id, amends_hash, v, failures) -> None:
+    if v.record_id != rid or v.session_id != session_id or v.kind != kind:
+        failures.append(RecordLinkError(
+            f"record {rid}: stored as {kind} of session {session_id}, but the signed payload says "
+            f"record {v.record_id}, {v.kind} of session {v.session_id}", record_id=rid))
+    for idx, kid, signer, meaning in db.conn.execute(
+            "SELECT idx, kid, signer_id, meaning FROM record_signatures WHERE record_id = ?"
+            " ORDER BY idx", (rid,)):
+        s = v.signatures[idx] if idx < len(v.signatures) else None
+        if s is None or (s.kid, s.signer_id, s.meaning) != (kid, signer, meaning):
+            failures.append(RecordLinkError(
+                f"record {rid}: signature {idx} is listed as {signer}/{meaning}/{kid} but its "
+                "protected header says otherwise", record_id=rid))
+    if kind == "addendum":
+        target = db.conn.execute("SELECT payload_sha256 FROM session_records WHERE record_id = ?",
+                                 (amends_id,)).fetchone()
+        signed = (v.amends or {})
+        if target is None or target[0] != amends_hash or signed.get("payload_sha256") != amends_hash \
+                or signed.get("record_id") != amends_id:
+            failures.append(RecordLinkError(
+                f"addendum {rid}: its link to record {amends_id} (sha256 {amends_hash}) is broken",
+                record_id=rid))
+
+
+def verify_db(db, session_id: str | None = None, *, audit: bool = True,
+              user_id: str | None = None) -> DbVerification:
+    """Verify the audit chain and every signed record (of one session, or all) against the database.
+
+    The outcome is appended to the audit trail when the database is writable and ``audit`` is set.
+    """
+    failures: list[VerificationError] = []
+    try:
+        chain = verify_chain(db)
+        audit_rows, head = chain.rows, chain.head
+    except AuditChainError as exc:
+        failures.append(exc)
+        audit_rows, head = 0, "?"
+    keyring = Keyring.from_db(db)
+    sql = ("SELECT record_id, session_id, kind, payload, payload_sha256, amends_record_id,"
+           " amends_record_hash FROM session_records")
+    rows = (db.conn.execute(sql + " WHERE session_id = ? ORDER BY created_utc", (session_id,))
+            if session_id else db.conn.execute(sql + " ORDER BY created_utc")).fetchall()
+    if session_id and not rows:
+        failures.append(VerificationError(f"session {session_id} has no signed record"))
+    results, n_rows, n_chunks = [], 0, 0
+    for rid, sid, kind, payload, digest, amends_id, amends_hash in rows:
+        payload = bytes(payload)
+        if hashlib.sha256(payload).hexdigest() != digest:
+            failures.append(PayloadDigestError(
+                f"record {rid}: stored payload no longer matches its SHA-256 {digest}",
+                record_id=rid))
+        try:
+            v = verify_document(record_document(db, rid), keyring)
+        except VerificationError as exc:
+            failures.extend(getattr(exc, "failures", (exc,)))
+            continue
+        results.append(v)
+        _check_stored(db, rid, sid, kind, amends_id, amends_hash, v, failures)
+        if kind == "original":
+            r, c = _check_tables(db.conn, rid, sid, v.record, failures)
+            n_rows, n_chunks = n_rows + r, n_chunks + c
+        _check_audit_links(db, rid, v.record, v, failures)
+    if audit:
+        record_verification(db, "verify.db", user_id=user_id, session_id=session_id,
+                            detail={"records": len(rows), "ok": not failures,
+                                    "failures": [str(f) for f in failures[:20]]})
+    _raise(failures)
+    return DbVerification(tuple(results), audit_rows, head, n_chunks, n_rows)
+
+
+def record_verification(db, action: str, *, user_id=None, session_id=None, detail=None) -> bool:
+    """Append a verification outcome to the audit trail; False when the database is read-only."""
+    try:
+        with write_transaction(db):
+            append_audit(db, action, user_id=user_id, session_id=session_id, entity="verification",
+                         detail=json.loads(json.dumps(detail or {}, default=str)))
+        return True
+    except sqlite3.OperationalError:
+        return False
