@@ -155,7 +155,8 @@ def parse_line(text: str) -> MasimoLine | None:
             extra[key] = value
     if not values:
         raise BadLine("no SPO2, BPM or PI")
-    return MasimoLine(values, device_time, exc, alarm, extra)
+    ordered = {m: values[m] for m in VITAL_KEYS.values() if m in values}  # same order every line
+    return MasimoLine(ordered, device_time, exc, alarm, extra)
 
 
 class MasimoParser(Parser):
