@@ -117,9 +117,10 @@ class AlarmConfig:
     @classmethod
     def from_dict(cls, data: dict | None) -> "AlarmConfig":
         """Defaults overridden by ``{"settings": {...}, "conditions": {key: {limit, priority,
-        delay_s, hysteresis}}}`` from a protocol or the clinic's settings. Unknown names are errors."""
+        delay_s, hysteresis}}, "limits": {metric: {"low": x, "high": y}}}`` from a protocol (whose
+        ``alarm_limits`` is the ``limits`` form) or the clinic's settings. Unknown names are errors."""
         data = dict(data or {})
-        unknown = set(data) - {"settings", "conditions"}
+        unknown = set(data) - {"settings", "conditions", "limits"}
         if unknown:
             raise ConfigError(f"alarm config: unknown section(s) {', '.join(sorted(unknown))}")
         settings = ClinicSettings()
@@ -138,7 +139,14 @@ class AlarmConfig:
         if not 0 < settings.pause_default_s <= settings.pause_max_s:
             raise ConfigError("alarm settings: need 0 < pause_default_s <= pause_max_s")
         specs = dict(DEFAULT_SPECS)
-        for key, over in (data.get("conditions") or {}).items():
+        conditions = {k: dict(v) for k, v in (data.get("conditions") or {}).items()}
+        for metric, bounds in (data.get("limits") or {}).items():
+            for side, value in dict(bounds).items():
+                key = f"{metric}_{side}"
+                if key not in specs:
+                    raise ConfigError(f"alarm limits: no {side} limit alarm on {metric!r}")
+                conditions.setdefault(key, {}).setdefault("limit", value)
+        for key, over in conditions.items():
             if key not in specs:
                 raise ConfigError(f"alarm config: unknown condition {key!r}; known: "
                                   f"{', '.join(specs)}")

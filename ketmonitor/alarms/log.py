@@ -22,12 +22,17 @@ ALARM_EVENT_KINDS = ("alarm.raised", "alarm.ended", "alarm.acknowledged", "alarm
                      "alarm.audio_resumed", "alarm.limits_changed")
 
 
-def alarm_log_listener(writer, session_id: str) -> Callable:
-    """A dispatcher listener that records alarm events of ``session_id`` through ``writer``."""
+def alarm_log_listener(writer, session_id: str | Callable[[], str | None]) -> Callable:
+    """A dispatcher listener that records alarm events of ``session_id`` through ``writer``.
+
+    ``session_id`` may be a function returning it, for a listener added before the session exists
+    (events arriving while it returns None are not logged: there is no session to log them in)."""
 
     def record(sample) -> None:
         if isinstance(sample, SessionEvent) and sample.kind in ALARM_EVENT_KINDS:
-            writer.call(lambda db: record_alarm_event(db, session_id, sample))
+            sid = session_id() if callable(session_id) else session_id
+            if sid is not None:
+                writer.call(lambda db: record_alarm_event(db, sid, sample))
 
     record.__qualname__ = "alarm_log_listener.record"
     return record

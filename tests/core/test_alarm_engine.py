@@ -347,6 +347,15 @@ def test_bad_config_is_a_clear_error(config, match):
         AlarmConfig.from_dict(config)
 
 
+def test_protocol_alarm_limits_form_is_accepted():
+    c = AlarmConfig.from_dict({"limits": {"spo2": {"low": 92}, "pulse_rate": {"low": 45, "high": 130}},
+                               "conditions": {"pulse_rate_high": {"limit": 125}}})
+    assert c.specs["spo2_low"].limit == 92 and c.specs["pulse_rate_low"].limit == 45
+    assert c.specs["pulse_rate_high"].limit == 125  # an explicit condition wins
+    with pytest.raises(ConfigError, match="no high limit alarm on 'spo2'"):
+        AlarmConfig.from_dict({"limits": {"spo2": {"high": 99}}})
+
+
 def test_config_round_trips():
     c = AlarmConfig.from_dict({"settings": {"latching": True}, "conditions": {
         "spo2_low": {"limit": 92, "priority": "high"}}})
