@@ -21,6 +21,8 @@ BUILTIN_DIR = Path(__file__).parent / "data" / "protocols"
 ROUTES = ("iv", "im", "intranasal", "sublingual", "oral")
 CHECK_KINDS = ("bp", "scale")
 PHASES = ("pre", "post", "discharge")
+SCALE_NAMES = {"cadss": "CADSS", "cadss6": "CADSS-6", "moaas": "MOAA/S", "bprs_pos": "BPRS+",
+               "rass": "RASS", "kset": "Side effects"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Check:
 
     @property
     def label(self) -> str:
-        what = "Blood pressure" if self.kind == "bp" else (self.scale or "").upper()
+        what = "Blood pressure" if self.kind == "bp" else SCALE_NAMES.get(self.scale,
+                                                                           str(self.scale).upper())
         if self.phase == "pre":
             return f"{what} before the dose"
         if self.phase == "discharge":

@@ -54,7 +54,12 @@ def run_headless(args) -> int:
     from ..store import open_db
 
     db_path = _db_path(args)
-    minutes = args.minutes or 60.0
+    protocol = None
+    if args.protocol:  # walk the clinical workflow of this protocol (ketmonitor/demo_walkthrough.py)
+        from ..demo_walkthrough import demo_minutes
+        from ..protocols import load_protocol
+        protocol = load_protocol(args.protocol)
+    minutes = args.minutes or (demo_minutes(protocol) if protocol else 60.0)
     clock = ScaledClock(args.speed or 600.0)
     sources = simulated_sources(scenario=args.scenario, seed=args.seed, clock=clock, t0=0.0,
                                 until=minutes * 60.0)
@@ -62,6 +67,11 @@ def run_headless(args) -> int:
                              protocol=args.protocol, t0=0.0)
     session_id = runtime.start()
     try:
+        if protocol is not None:
+            from ..demo_walkthrough import run_walkthrough
+            walk = run_walkthrough(runtime, protocol, clock, seed=args.seed)
+            print(f"walked {protocol.name}: {len(walk.steps)} entries"
+                  f"{', session ended' if walk.completed else ', stopped before the end'}")
         # the simulated devices stop by themselves at the end, having sent every sample up to it
         for source in sources:
             source.wait_stopped()
