@@ -122,6 +122,13 @@ class ContecEmulator(Emulator):
             return b""
         return self.packet(t)
 
+    def render(self, seconds: float, t_start: float | None = None) -> bytes:
+        """The real-time stream the device sends once started (no commands needed here)."""
+        t = self.t0 if t_start is None else t_start
+        n = int(round(seconds * RATE))
+        return self._faulty(b"".join(self.packet(t + k / RATE) for k in range(n)
+                                     if not self.device_silent(t + k / RATE)))
+
     def packet(self, t: float) -> bytes:
         v, pleth, beep = self.signal.at(t)
         off = v.probe_off

@@ -27,6 +27,27 @@ from .base import Frame, Measurement, Parser
 
 BAUD = 115200
 
+
+# -- packet coding ------------------------------------------------------------------------------------
+def encode_packet(ptype: int, data: bytes | list[int]) -> bytes:
+    """Build a packet from its data bytes: type, high byte, data with bit 7 forced to 1."""
+    if ptype & 0x80:
+        raise ValueError("a packet type has bit 7 clear")
+    if len(data) > 7:
+        raise ValueError("a packet carries at most 7 data bytes")
+    high = 0x80
+    for i, b in enumerate(data):
+        if b & 0x80:
+            high |= 1 << i
+    return bytes((ptype, high, *((b | 0x80) & 0xFF for b in data)))
+
+
+def restore(raw: bytes | bytearray) -> list[int]:
+    """Data bytes of a packet (type byte first) with their bit 7 put back from the high byte."""
+    high = raw[1]
+    return [(raw[i] & 0x7F) | (((high >> (i - 2)) & 1) << 7) for i in range(2, len(raw))]
+
+
 # -- host commands ---------------------------------------------------------------------------------
 CMD_START_REALTIME = 0xA1
 CMD_STOP_REALTIME = 0xA2
@@ -52,10 +73,11 @@ FEEDBACK_UNKNOWN_COMMAND = 0x05
 
 
 def command(cmd: int) -> bytes:
-    """The 9-byte host command ``7D 81 <cmd> 80 80 80 80 80 80``."""
+    """The 9-byte host command, a packet of type 0x7D with the same bit-7 coding as the uplink:
+    ``7D 81 <cmd> 80 80 80 80 80 80`` for every documented command (all have bit 7 set)."""
     if not 0 <= cmd <= 0xFF:
         raise ValueError(f"Contec command must be a byte, got {cmd!r}")
-    return bytes((0x7D, 0x81, cmd, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80))
+    return encode_packet(0x7D, [cmd, 0, 0, 0, 0, 0, 0])
 
 
 START_REALTIME = command(CMD_START_REALTIME)
@@ -104,25 +126,6 @@ PACKET_NAMES = {
 PULSE_MISSING = 0xFF
 SPO2_MISSING = 0x7F
 PI_MISSING = 0xFFFF
-
-
-def encode_packet(ptype: int, data: bytes | list[int]) -> bytes:
-    """Build an uplink packet from its restored data bytes (the emulator's and the tests' side)."""
-    if ptype & 0x80:
-        raise ValueError("a packet type has bit 7 clear")
-    if len(data) > 7:
-        raise ValueError("a packet carries at most 7 data bytes")
-    high = 0x80
-    for i, b in enumerate(data):
-        if b & 0x80:
-            high |= 1 << i
-    return bytes((ptype, high, *((b | 0x80) & 0xFF for b in data)))
-
-
-def restore(raw: bytes | bytearray) -> list[int]:
-    """Data bytes of a packet (type byte first) with their bit 7 put back from the high byte."""
-    high = raw[1]
-    return [(raw[i] & 0x7F) | (((high >> (i - 2)) & 1) << 7) for i in range(2, len(raw))]
 
 
 # -- frames ----------------------------------------------------------------------------------------
@@ -286,6 +289,3 @@ class ContecParser(Parser):
             i = end
         del buf[:i]
 
-
-# The legacy stream lives in its own module; the protocol table finds its parser here too.
-from .contec_legacy import ContecLegacyParser  # noqa: E402,F401  (re-export)

@@ -94,6 +94,7 @@ def test_host_commands():
     assert STOP_REALTIME == bytes.fromhex("7D 81 A2 80 80 80 80 80 80")
     assert KEEP_ALIVE == bytes.fromhex("7D 81 AF 80 80 80 80 80 80")
     assert restore(command(0xAA))[0] == 0xAA
+    assert command(0x10) == bytes.fromhex("7D 80 90 80 80 80 80 80 80")  # bit 7 clear: high bit 0
     with pytest.raises(ValueError):
         command(0x100)
 
