@@ -143,16 +143,20 @@ class StoreWriter:
             if pending or calls:
                 if self._commit(conn, pending, calls):
                     pending, calls = [], []
-                elif stopping:
-                    break  # cannot write and asked to stop: leave it, the error was reported
                 else:
+                    # The samples cannot be written (disk full, I/O error): keep them queued, but
+                    # answer the calls on their own, so the app is not blocked behind the samples.
+                    if calls and self._commit(conn, [], calls, report=False):
+                        calls = []
+                    if stopping:
+                        break  # asked to stop and cannot write: the error was reported
                     time.sleep(min(1.0, self.commit_interval))  # writer thread: back off, retry
             elif stopping:
                 break
             next_commit = time.monotonic() + self.commit_interval
         conn.close()
 
-    def _commit(self, conn, pending, calls) -> bool:
+    def _commit(self, conn, pending, calls, report: bool = True) -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._write_samples(conn, pending)
@@ -178,7 +182,7 @@ class StoreWriter:
             except Exception:  # noqa: BLE001
                 pass
             message = f"cannot write to {self.path}: {exc}"
-            if self.failing != message:
+            if report and self.failing != message:
                 self.failing = message
                 log.error(message)
                 if self.on_error:
@@ -187,7 +191,7 @@ class StoreWriter:
         self.rows_written += len(pending)
         for fut, value, exc in results:
             fut.set_exception(exc) if exc is not None else fut.set_result(value)
-        if self.failing is not None:
+        if self.failing is not None and pending:
             self.failing = None
             if self.on_error:
                 self.on_error(None)
