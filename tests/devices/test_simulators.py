@@ -39,7 +39,7 @@ def test_pleth_is_75_hz_and_beats_at_the_pulse_rate():
                 and samples[i] > threshold)
     pulse = [s.value for s in got if isinstance(s, Numeric) and s.metric == "pulse_rate"]
     expected_beats = sum(pulse) / len(pulse) / 2  # per 30 s
-    assert abs(peaks - expected_beats) <= 3
+    assert abs(peaks - expected_beats) <= 0.15 * expected_beats
 
 
 def test_ketamine_response_peaks_near_40_minutes():
