@@ -165,6 +165,7 @@ class AlarmEngine:
                 self._numeric(sample, now)
             elif isinstance(sample, DeviceStatus):
                 self._status(sample, now)
+            self._pass_time(now)  # a sample's time is news too: between ticks in a fast simulation
         self._drain()
 
     __call__ = feed
@@ -172,13 +173,15 @@ class AlarmEngine:
     def tick(self, now_mono: float | None = None) -> None:
         """Let time pass: raise conditions whose delay has run out, end an expired audio pause."""
         with self._lock:
-            now = self._advance(self._mono(now_mono))
-            for track in self._tracks.values():
-                if track.raw and track.episode is None:
-                    self._evaluate(track, now)
-            if self._paused_until is not None and now >= self._paused_until - EPS:
-                self._end_pause(now, "expired", None, None)
+            self._pass_time(self._advance(self._mono(now_mono)))
         self._drain()
+
+    def _pass_time(self, now: float) -> None:
+        for track in self._tracks.values():
+            if track.raw and track.episode is None:
+                self._evaluate(track, now)
+        if self._paused_until is not None and now >= self._paused_until - EPS:
+            self._end_pause(now, "expired", None, None)
 
     def set_technical(self, key: str, active: bool, message: str = "", *, source: str = SYSTEM,
                       now: float | None = None) -> None:

@@ -407,3 +407,13 @@ def test_emitting_through_the_dispatcher_does_not_deadlock():
     assert seen.count("alarm.raised") == 4 and seen.count("alarm.ended") == 2
     assert "alarm.acknowledged" in seen
     assert d.errors == {}
+
+
+def test_sample_times_let_delays_run_out_between_ticks():
+    """In a fast simulation ticks are far apart in session time; samples carry time too."""
+    clock, events = ManualClock(0.0), []
+    engine = AlarmEngine(clock=clock, emit=events.append)
+    engine.feed(DeviceStatus(OX, True, frozenset({Condition.SENSOR_OFF}), 0, 0, "probe off"))
+    for t in range(1, 8):
+        engine.feed(Numeric.of("perfusion_index", None, t_mono=t, t_wall=t, source=OX))
+    assert [(e.data["condition"], e.t_mono) for e in events] == [("sensor_off", 5)]
