@@ -127,6 +127,32 @@ class SuntechEmulator(Emulator):
         self.result = proto.bp_data_frame(sys_, dia, mean, pr, error_code=error or 0)
         self.results.append((sys_, dia, mean, pr, error or 0))
 
+    def render(self, seconds: float, t_start: float | None = None) -> bytes:
+        """What the module sends over ``seconds`` to a host that measures back to back and polls
+        the cuff every 0.25 s: 'O', cuff pressures, 'K', the BP data, and again (for captures,
+        tests and benchmarks; the live state machine is not touched)."""
+        saved = (self.state, self.start_t, self.duration, self.peak, self.result,
+                 list(self.results))
+        t = self.t0 if t_start is None else t_start
+        end = t + seconds
+        out = []
+        try:
+            while t < end:
+                self._begin(t)
+                out.append(proto.status_frame("O"))
+                while t < end and t - self.start_t < self.duration:
+                    t += 0.25
+                    out.append(proto.cuff_pressure_frame(round(self.cuff_pressure(t))))
+                if t >= end:
+                    break
+                self._finish(t)
+                out += [proto.status_frame("K"), self.result]
+                t += 0.5
+        finally:
+            (self.state, self.start_t, self.duration, self.peak, self.result,
+             self.results) = saved
+        return self._faulty(b"".join(out))
+
     def produce(self, t: float) -> bytes:
         if self.state == "measuring" and t - self.start_t >= self.duration:
             self._finish(t)

@@ -44,6 +44,9 @@ CLEAN_STREAMS: dict[str, tuple[Callable[[int], bytes], int]] = {
     "nonin7": (_emulated("nonin7", 2.0), 30),
     "nonin8": (_emulated("nonin8", 10.0), 3),
     "masimo": (_emulated("masimo", 10.0), 3),
+    "contec": (_emulated("contec", 2.0), 30),
+    "contec-legacy": (_emulated("contec-legacy", 2.0), 30),
+    "suntech": (_emulated("suntech", 60.0), 30),
 }
 
 SETTINGS = settings(max_examples=120, deadline=None,
