@@ -1,0 +1,192 @@
+"""verify_db: everything a sealed record commits to, recomputed from the database; the triggers
+that seal it. An attacker is simulated by dropping a trigger with raw SQL, then tampering."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ketmonitor.audit import _entry_hash, _fields, verify_chain
+from ketmonitor.signing import (AuditChainError, AuditLinkError, ChunkDigestError,
+                                PayloadDigestError, RowMismatchError, VerificationError, cosign,
+                                verify_db)
+from ketmonitor.store.writer import pack_samples
+from tests.core.test_signing_support import (DOCTOR_PW, drop_trigger, make_session,
+                                             world)  # noqa: F401 - fixture
+
+
+def test_an_untouched_database_verifies_and_the_check_is_audited(world):
+    report = verify_db(world.db, world.session_id)
+    assert [r.record_id for r in report.records] == [world.record_id]
+    assert report.chunks == 20 and report.rows > 80
+    assert world.db.conn.execute(
+        "SELECT detail FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0].count('"ok":true')
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE numerics SET value = 99 WHERE session_id = 's1' AND metric = 'spo2'",
+    "DELETE FROM numerics WHERE session_id = 's1'",
+    "UPDATE waveform_chunks SET samples = x'00000000' WHERE session_id = 's1'",
+    "DELETE FROM waveform_chunks WHERE session_id = 's1'",
+    "UPDATE events SET data = '{}' WHERE session_id = 's1'",
+    "DELETE FROM events WHERE session_id = 's1'",
+    "UPDATE device_status SET connected = 0 WHERE session_id = 's1'",
+    "DELETE FROM device_status WHERE session_id = 's1'",
+    "UPDATE sessions SET ended_utc = '2026-01-02T00:00:00.000Z' WHERE id = 's1'",
+    "UPDATE sessions SET patient_id = 'p2' WHERE id = 's1'",
+    "DELETE FROM sessions WHERE id = 's1'",
+    "UPDATE session_records SET created_utc = 'x'",
+    "DELETE FROM session_records",
+    "UPDATE record_signatures SET meaning = 'approval'",
+    "DELETE FROM record_signatures",
+    "UPDATE audit_log SET detail = '{}' WHERE seq = 1",
+    "DELETE FROM audit_log WHERE seq = 1",
+])
+def test_triggers_refuse_changes_to_a_signed_session(world, sql):
+    with pytest.raises(sqlite3.IntegrityError):
+        world.db.conn.execute(sql)
+    verify_db(world.db)  # and nothing changed
+
+
+def test_unsealed_sessions_and_workflow_status_stay_writable(world):
+    make_session(world.db, "s2", seconds=2)
+    world.db.conn.execute("UPDATE numerics SET value = 90 WHERE session_id = 's2'")
+    world.db.conn.execute("DELETE FROM waveform_chunks WHERE session_id = 's2'")
+    world.db.conn.execute("UPDATE sessions SET status = 'cosigned', last_seen_utc = 'now'"
+                          " WHERE id = 's1'")
+    verify_db(world.db, "s1")
+
+
+def test_an_edited_numeric_row_is_named(world):
+    drop_trigger(world.db, "numerics_sealed_no_update")
+    world.db.conn.execute("UPDATE numerics SET value = 99 WHERE session_id = 's1' AND metric = 'spo2'"
+                          " AND t_mono = 4")
+    with pytest.raises(RowMismatchError) as err:
+        verify_db(world.db, "s1")
+    msg = str(err.value)
+    assert err.value.table == "numerics" and err.value.record_id == world.record_id
+    assert "metric=spo2" in msg and "t_utc=2026-01-01T00:00:04.000Z" in msg
+    assert "value 99.0 (signed record: 97)" in msg
+
+
+def test_a_deleted_and_an_added_row_are_named(world):
+    drop_trigger(world.db, "events_sealed_no_delete")
+    world.db.conn.execute("DELETE FROM events WHERE session_id = 's1' AND kind = 'note'")
+    world.db.conn.execute("INSERT INTO doses (session_id, action, drug, amount, unit, route, t_mono,"
+                          " t_wall, t_utc) VALUES ('s1', 'dose', 'esketamine', 28, 'mg', 'intranasal',"
+                          " 9, 1, '2026-01-01T00:00:09.000Z')")
+    with pytest.raises(RowMismatchError) as err:
+        verify_db(world.db, "s1")
+    texts = [str(f) for f in err.value.failures]
+    assert any("events row" in t and "kind=note" in t and "missing from the database" in t
+               for t in texts)
+    assert any("doses row" in t and "not in the signed record" in t for t in texts)
+
+
+def test_a_replaced_waveform_chunk_is_named_by_id(world):
+    drop_trigger(world.db, "waveform_chunks_sealed_no_update")
+    cid = world.db.conn.execute("SELECT id FROM waveform_chunks WHERE session_id = 's1'"
+                                " ORDER BY id LIMIT 1 OFFSET 7").fetchone()[0]
+    forged = pack_samples([100] * 75)
+    import hashlib
+    # A careful attacker also rewrites the digest column: the signed record still catches it.
+    world.db.conn.execute("UPDATE waveform_chunks SET samples = ?, sha256 = ? WHERE id = ?",
+                          (forged, hashlib.sha256(forged).hexdigest(), cid))
+    with pytest.raises(ChunkDigestError) as err:
+        verify_db(world.db)
+    assert err.value.chunk_id == cid and len(err.value.failures) == 1
+    assert f"waveform chunk {cid} (pleth at 2026-01-01T00:00:07.000Z)" in str(err.value)
+    assert "sha256 column was changed too" in str(err.value)
+
+
+def test_a_chunk_blob_changed_without_its_digest_is_named(world):
+    drop_trigger(world.db, "waveform_chunks_sealed_no_update")
+    world.db.conn.execute("UPDATE waveform_chunks SET samples = ? WHERE id = 1",
+                          (pack_samples([0] * 75),))
+    with pytest.raises(ChunkDigestError) as err:
+        verify_db(world.db)
+    assert err.value.chunk_id == 1
+
+
+def test_an_edited_audit_row_is_named(world):
+    drop_trigger(world.db, "audit_log_no_update")
+    world.db.conn.execute("UPDATE audit_log SET user_id = 'mallory' WHERE seq = 2")
+    with pytest.raises(AuditChainError) as err:
+        verify_db(world.db)
+    assert err.value.seq == 2 and "audit row 2" in str(err.value)
+
+
+def test_a_deleted_audit_row_is_named(world):
+    drop_trigger(world.db, "audit_log_no_delete")
+    world.db.conn.execute("DELETE FROM audit_log WHERE seq = 3")
+    with pytest.raises(AuditChainError) as err:
+        verify_db(world.db)
+    assert err.value.seq == 3 and "missing" in str(err.value)
+
+
+def _rewrite_chain(db, change):
+    """A thorough attacker: edit a row, then recompute every later hash so the chain links."""
+    drop_trigger(db, "audit_log_no_update")
+    rows = db.conn.execute("SELECT seq, t_utc, user_id, action, session_id, entity, entity_id,"
+                           " detail FROM audit_log ORDER BY seq").fetchall()
+    import json
+
+    import rfc8785
+    prev = "0" * 64
+    for seq, t_utc, user_id, action, session_id, entity, entity_id, detail in rows:
+        detail = json.loads(detail)
+        user_id = change(seq, user_id)
+        digest = _entry_hash(_fields(seq, t_utc, user_id, action, session_id, entity, entity_id,
+                                     detail, prev))
+        db.conn.execute("UPDATE audit_log SET user_id = ?, prev_hash = ?, hash = ?,"
+                        " detail = ? WHERE seq = ?",
+                        (user_id, prev, digest, rfc8785.dumps(detail).decode(), seq))
+        prev = digest
+
+
+def test_a_rewritten_audit_chain_contradicts_the_signed_head(world):
+    _rewrite_chain(world.db, lambda seq, user: "mallory" if seq == 1 else user)
+    verify_chain(world.db)  # the chain alone now looks fine...
+    with pytest.raises(AuditLinkError) as err:
+        verify_db(world.db)  # ...but the record signed its head
+    assert "differs from the audit-chain head signed in the record" in str(err.value)
+
+
+def test_a_deleted_cosignature_is_missed_by_nobody(world):
+    cosign(world.db, world.record_id, "doc1", DOCTOR_PW, "approval")
+    drop_trigger(world.db, "record_signatures_no_delete")
+    world.db.conn.execute("DELETE FROM record_signatures WHERE idx = 1")
+    with pytest.raises(AuditLinkError, match="signature 1 .*missing from the database"):
+        verify_db(world.db)
+
+
+def test_an_edited_stored_payload_is_named(world):
+    drop_trigger(world.db, "session_records_no_update")
+    world.db.conn.execute("UPDATE session_records SET payload = CAST(replace(CAST(payload AS TEXT),"
+                          " 'patient calm', 'patient agitated') AS BLOB)")
+    with pytest.raises(PayloadDigestError) as err:
+        verify_db(world.db)
+    assert err.value.record_id == world.record_id
+    assert any("signature 0" in str(f) for f in err.value.failures)
+
+
+def test_a_session_without_a_record_does_not_verify(world):
+    make_session(world.db, "s2", seconds=1)
+    with pytest.raises(VerificationError, match="session s2 has no signed record"):
+        verify_db(world.db, "s2")
+
+
+def test_every_failure_is_listed(world):
+    for name in ("numerics_sealed_no_update", "waveform_chunks_sealed_no_update",
+                 "audit_log_no_update"):
+        drop_trigger(world.db, name)
+    world.db.conn.execute("UPDATE numerics SET value = 50 WHERE metric = 'nibp_systolic'")
+    world.db.conn.execute("UPDATE waveform_chunks SET samples = x'01000000' WHERE id = 2")
+    world.db.conn.execute("UPDATE audit_log SET action = 'x' WHERE seq = 1")
+    with pytest.raises(VerificationError) as err:
+        verify_db(world.db)
+    kinds = {type(f).__name__ for f in err.value.failures}
+    assert {"AuditChainError", "RowMismatchError", "ChunkDigestError"} <= kinds
+    assert world.db.conn.execute("SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1"
+                                 ).fetchone() == ("verify.db",)

@@ -1,0 +1,103 @@
+"""Shared helpers for the signing tests (no tests here): a real SQLite session with samples written
+by the store writer's own SQL, workflow rows, enrolled users and a sealed record."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from ketmonitor.samples import Condition, DeviceStatus, Numeric, SessionEvent, WaveformChunk
+from ketmonitor.sessions import create_session, end_session
+from ketmonitor.signing import enrol_key, seal_session
+from ketmonitor.store import open_db
+from ketmonitor.store.writer import StoreWriter
+
+# Cheap Argon2id parameters so the suite stays fast; one test uses the production defaults.
+FAST_KDF = {"t": 1, "m": 1024, "p": 1}
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+NURSE_PW, DOCTOR_PW = "nurse-secret-1", "doctor-secret-2"
+
+
+def write_samples(db, samples, session_id):
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    StoreWriter._write_samples(conn, [(session_id, s) for s in samples])
+    conn.execute("COMMIT")
+
+
+def make_session(db, session_id="s1", *, seconds=20, t0=T0, end=True) -> str:
+    db.conn.execute("BEGIN IMMEDIATE")
+    if db.conn.execute("SELECT 1 FROM patients WHERE id = 'p1'").fetchone() is None:
+        db.conn.execute("INSERT INTO patients (id, mrn, name, created_utc) VALUES"
+                        " ('p1', 'MRN-0001', 'Test Patient', '2026-01-01T00:00:00.000Z')")
+    create_session(db, wall_anchor=t0, mono_anchor=0.0, protocol="spravato-56mg",
+                   patient_id="p1", session_id=session_id, user_id="nurse1")
+    db.conn.execute("COMMIT")
+    samples = []
+    for i in range(seconds):
+        for metric, value in (("spo2", 97.0), ("pulse_rate", 72.0 + i % 3), ("perfusion_index", 2.5)):
+            samples.append(Numeric.of(metric, value, t_mono=float(i), t_wall=t0 + i, source="sim"))
+        samples.append(WaveformChunk("pleth", 75.0, float(i), t0 + i,
+                                     tuple((i * 7 + k) % 500 for k in range(75)), "sim"))
+    samples.append(Numeric.of("nibp_systolic", 128.0, t_mono=5.0, t_wall=t0 + 5, source="nibp"))
+    samples.append(Numeric.of("spo2", None, t_mono=6.5, t_wall=t0 + 6.5, source="sim",
+                              flags=frozenset({Condition.SENSOR_OFF})))
+    samples.append(DeviceStatus("sim", True, frozenset(), 0.0, t0))
+    samples.append(SessionEvent("note", 3.0, t0 + 3, {"text": "patient calm"}, "nurse1"))
+    write_samples(db, samples, session_id)
+    conn = db.conn
+    conn.execute("INSERT INTO doses (session_id, action, drug, amount, unit, route, t_mono, t_wall,"
+                 " t_utc, user_id) VALUES (?, 'dose', 'esketamine', 56, 'mg', 'intranasal', 1, ?, ?,"
+                 " 'nurse1')", (session_id, t0 + 1, "2026-01-01T00:00:01.000Z"))
+    conn.execute("INSERT INTO scale_entries (session_id, scale, scale_version, items, total, complete,"
+                 " t_mono, t_wall, t_utc, user_id) VALUES (?, 'cadss6', '1', ?, 3, 1, 2, ?, ?,"
+                 " 'nurse1')", (session_id, json.dumps({"1": 1, "2": 2}), t0 + 2,
+                                "2026-01-01T00:00:02.000Z"))
+    if end:
+        db.conn.execute("BEGIN IMMEDIATE")
+        end_session(db, session_id, user_id="nurse1", t_wall=t0 + seconds)
+        db.conn.execute("COMMIT")
+    return session_id
+
+
+def enrol_staff(db):
+    nurse = enrol_key(db, "nurse1", "Nora Nurse, RN", "nurse", NURSE_PW, kdf_params=FAST_KDF)
+    doctor = enrol_key(db, "doc1", "Dan Doctor, MD", "physician", DOCTOR_PW, kdf_params=FAST_KDF)
+    return nurse, doctor
+
+
+@dataclass
+class World:
+    db: object
+    path: object
+    session_id: str
+    record_id: str
+    nurse: object
+    doctor: object
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    path = tmp_path / "clinic.db"
+    db = open_db(path)
+    nurse, doctor = enrol_staff(db)
+    sid = make_session(db)
+    rec = seal_session(db, sid, "nurse1", NURSE_PW)
+    yield World(db, path, sid, rec.record_id, nurse, doctor)
+    db.conn.close()
+
+
+def b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def drop_trigger(db, name: str) -> None:
+    """What an attacker with raw file access does first."""
+    db.conn.execute(f"DROP TRIGGER {name}")
