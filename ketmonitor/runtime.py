@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .alarms import attach_alarms
 from .clock import Clock
 from .dispatch import Dispatcher, Listener
 from .errors import NotSupportedError
@@ -50,6 +51,7 @@ class MonitorRuntime:
         self.storage_listeners: list[Callable[[str | None], None]] = []
         self.t0 = t0  # monotonic time of the session start (defaults to when start() is called)
         self.dispatcher.on_listener_error = self._listener_failed
+        self.alarms = attach_alarms(self, protocol=protocol, db_path=db_path)
 
     # -- wiring ------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> Listener:

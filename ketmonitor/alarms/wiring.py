@@ -4,18 +4,49 @@
 50 ms of session time, publishes its events through the runtime's dispatcher (so the store records
 them in ``events`` and the UI sees them), its events reach the alarm log, and a failing disk raises
 the "storage failing" technical alarm.
+
+Configuration, later layers winning: the defaults, the clinic's settings in the database (settings
+key ``alarms``), the protocol's ``alarm_limits``.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+from ..errors import KetmonitorError
 from .conditions import AlarmConfig
 from .engine import AlarmEngine
-from .log import alarm_log_listener
+from .log import alarm_log_listener, load_alarm_config
 
+log = logging.getLogger(__name__)
 TICK_S = 0.05
 
 
-def attach_alarms(runtime, config: AlarmConfig | None = None) -> AlarmEngine:
+def alarm_config_for(db_path=None, protocol: str | None = None) -> AlarmConfig:
+    overrides = None
+    if protocol:
+        from ..protocols import load_protocol
+
+        try:
+            overrides = {"limits": load_protocol(protocol).alarm_limits}
+        except KetmonitorError as exc:  # monitoring starts anyway, on the default adult limits
+            log.warning("alarm limits of protocol %r not used: %s", protocol, exc)
+    if db_path is not None and Path(db_path).exists():
+        from ..store import open_db
+
+        db = open_db(db_path, readonly=True)
+        try:
+            return load_alarm_config(db, overrides)
+        finally:
+            db.conn.close()
+    return AlarmConfig.from_dict(overrides)
+
+
+def attach_alarms(runtime, config: AlarmConfig | None = None, *, protocol: str | None = None,
+                  db_path=None) -> AlarmEngine:
+    if config is None:
+        config = alarm_config_for(db_path, protocol)
     engine = AlarmEngine(config, clock=runtime.clock, emit=runtime.publish)
     runtime.add_listener(engine.feed)
     runtime.add_listener(alarm_log_listener(runtime.writer, lambda: runtime.session_id))

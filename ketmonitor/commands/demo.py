@@ -91,6 +91,11 @@ def run_headless(args) -> int:
             return "-" if v is None else f"{v:.1f}"
         print(f"{m.metric:<18}{m.count:>6}{m.missing:>9}{f(m.minimum):>9}{f(m.median):>9}"
               f"{f(m.maximum):>9}")
+    from ..alarms import summarise_alarms
+    alarms = summarise_alarms(db, session_id)
+    print(f"alarms raised: {len(alarms)}")
+    for line in alarms:
+        print(f"  {line}")
     others = [u for u in unfinished_sessions(db) if u["id"] != session_id]
     if others:
         print(f"note: {len(others)} unfinished session(s) in this database "
