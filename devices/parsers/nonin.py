@@ -17,7 +17,10 @@ alone. While synced, every frame must hold its checksum and have SYNC set exactl
 packet; a frame that fails is counted as bad and the parser hunts for the next packet start.
 
 Format #8: a 4-byte record per second of display values, no checksum. STATUS is the only byte with
-bit 7 set, so a record is STATUS followed by three bytes with bit 7 clear. Its values are display
+bit 7 set, so a record is STATUS followed by three bytes with bit 7 clear. To sync, two records must
+follow each other and be followed by a third STATUS byte (so the first value after a (re)connection
+comes about 2 s late); once in sync each record is decoded as soon as its four bytes are in. This
+keeps another format's bytes (#2/#7 at the wrong setting) from ever being read as records. Its values are display
 values: with the sensor-alarm bit set they are the device's hold, flagged HELD.
 
 The set-format command ``02 70 02 02 <fmt> 03`` is answered with ACK 0x06 or NAK 0x15. After
@@ -26,7 +29,7 @@ The set-format command ``02 70 02 02 <fmt> 03`` is answered with ACK 0x06 or NAK
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ketmonitor.samples import NO_FLAGS, Condition
 
@@ -140,7 +143,6 @@ class NoninRecord(Frame):
     hr_lsb: int
     spo2_raw: int
     status2: int
-    _conds: frozenset[Condition] = field(default=NO_FLAGS, repr=False)
 
     @property
     def hr_raw(self) -> int:
@@ -274,6 +276,7 @@ class NoninParser(Parser):
                     self._expect_reply = False
                     del buf[:1]
                     continue
+                self._synced = False
                 self._skip(buf, 1)
                 continue
             if len(buf) < 4:
@@ -281,7 +284,18 @@ class NoninParser(Parser):
             if buf[1] & 0x80 or buf[2] & 0x80 or buf[3] & 0x80:
                 # a record cut short by the next STATUS byte (or corrupted): drop up to that byte
                 nxt = next(i for i in (1, 2, 3) if buf[i] & 0x80)
+                self._synced = False
                 self._bad(buf, nxt)
                 continue
+            if not self._synced:
+                # no checksum in #8: sync needs two whole records each followed directly by a
+                # STATUS byte (bytes 0, 4 and 8 with bit 7 set, the six between clear). #2 and #7
+                # put a bit-7 byte every 5 bytes, so their frames can never pass for records.
+                if len(buf) < 9:
+                    return
+                if not (buf[4] & 0x80 and buf[8] & 0x80) or any(buf[i] & 0x80 for i in (5, 6, 7)):
+                    self._skip(buf, 1)
+                    continue
+                self._synced = True
             out.append(NoninRecord(buf[0], buf[1], buf[2], buf[3]))
             del buf[:4]

@@ -162,39 +162,67 @@ def record8(hr: int, spo2: int, status_bits: int = 0, status2: int = 0x20) -> by
     return bytes((0x80 | status_bits | ((hr >> 7) & 0x03), hr & 0x7F, spo2, status2))
 
 
-def test_format8_record_with_hr_above_127():
+PRE = record8(60, 98)  # #8 syncs on two records followed by a third STATUS byte
+NEXT = b"\x80"
+
+
+def decode8(*records: bytes):
+    """Frames for ``records`` in a stream that is in sync."""
+    frames = NoninParser(8).feed(PRE + b"".join(records) + NEXT)
+    assert values(frames[:1]) == [("pulse_rate", 60), ("spo2", 98)]
+    return frames[1:]
+
+
+def test_format8_sync_needs_two_records_and_a_third_status_byte():
     p = NoninParser(8)
-    frames = p.feed(record8(250, 91) + record8(61, 99))
+    assert p.feed(record8(70, 97) + record8(71, 98)) == []
+    assert values(p.feed(NEXT)) == [("pulse_rate", 70), ("spo2", 97), ("pulse_rate", 71),
+                                    ("spo2", 98)]
+    # once in sync, each record is decoded as soon as its four bytes are in
+    assert values(p.feed(record8(72, 99)[1:])) == [("pulse_rate", 72), ("spo2", 99)]
+
+
+def test_format8_never_reads_format2_frames_as_records():
+    from devices.emulators.nonin import NoninEmulator
+
+    p = NoninParser(8)
+    assert p.feed(NoninEmulator(seed=1, format=2).render(10.0)) == []
+
+
+def test_format8_record_with_hr_above_127():
+    frames = decode8(record8(250, 91), record8(61, 99))
     assert values(frames) == [("pulse_rate", 250), ("spo2", 91), ("pulse_rate", 61), ("spo2", 99)]
     assert all(isinstance(f, NoninRecord) for f in frames)
 
 
 def test_format8_missing_values():
-    frames = NoninParser(8).feed(record8(511, 127, status2=0x08))
+    frames = decode8(record8(511, 127, status2=0x08))
     assert values(frames) == [("pulse_rate", None), ("spo2", None)]
 
 
 def test_format8_sensor_alarm_with_values_is_held():
-    frames = NoninParser(8).feed(record8(88, 97, status2=0x08))
+    frames = decode8(record8(88, 97, status2=0x08))
     for m in frames[0].measurements():
         assert m.value is not None
         assert {Condition.HELD, Condition.SENSOR_OFF} <= m.flags
 
 
 def test_format8_status_bits():
-    frames = NoninParser(8).feed(record8(70, 97, 0x40 | 0x20 | 0x10 | 0x04, 0x01))
+    frames = decode8(record8(70, 97, 0x40 | 0x20 | 0x10 | 0x04, 0x01))
     assert frames[0].conditions() == {Condition.SENSOR_DISCONNECTED, Condition.OUT_OF_TRACK,
                                       Condition.LOW_PERFUSION, Condition.ARTIFACT,
                                       Condition.LOW_BATTERY}
-    frames = NoninParser(8).feed(record8(70, 97, 0x08))
+    frames = decode8(record8(70, 97, 0x08))
     assert frames[0].conditions() == {Condition.MARGINAL_PERFUSION}
 
 
 def test_format8_resyncs_after_a_cut_record():
     p = NoninParser(8)
-    frames = p.feed(b"\x12\x34" + record8(70, 97)[:2] + record8(71, 98))
-    assert values(frames) == [("pulse_rate", 71), ("spo2", 98)]
-    assert p.skipped_bytes == 2 and p.bad_frames == 1
+    frames = p.feed(PRE + b"\x12\x34" + record8(70, 97)[:2] + record8(71, 98) + record8(72, 99)
+                    + NEXT)
+    assert values(frames) == [("pulse_rate", 71), ("spo2", 98), ("pulse_rate", 72), ("spo2", 99)]
+    assert p.bad_frames == 1  # the record cut short
+    assert p.skipped_bytes == 4 + 2  # the unconfirmed PRE and the two stray bytes
 
 
 def test_unknown_format_rejected():
