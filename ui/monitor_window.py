@@ -152,6 +152,7 @@ class MonitorWindow(QMainWindow):
         }
         for key in ("spo2", "pulse_rate", "nibp", "perfusion_index"):
             tile = self.tiles[key]
+            tile.slack = 2.0 * self.clock.speed  # two real seconds of drawing delay is not "stale"
             tile.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding)
             right.addWidget(tile, 1 if key != "perfusion_index" else 0)
         buttons = QHBoxLayout()

@@ -29,6 +29,7 @@ class NumericTile(QFrame):
         self.updated_at: float | None = None  # session-clock seconds
         self.questionable = False
         self.alarm_priority: str | None = None
+        self.slack = 0.0  # extra session seconds before "stale" (accelerated demos draw less often)
         self.title = QLabel(title)
         self.unit = QLabel(unit)
         self.value_label = QLabel(DASHES)
@@ -53,15 +54,14 @@ class NumericTile(QFrame):
     def set_value(self, value: float | None, now: float, *, questionable: bool = False,
                   note: str | None = None) -> None:
         self.value, self.updated_at, self.questionable = value, now, questionable
-        if note is not None:
-            self.note.setText(note)
+        self.note.setText(note or "")
         self._paint()
 
     def text(self) -> str:
         return self.value_label.text()
 
     def is_stale(self, now: float) -> bool:
-        return self.updated_at is None or now - self.updated_at > self.stale_after
+        return self.updated_at is None or now - self.updated_at > self.stale_after + self.slack
 
     def refresh_age(self, now: float) -> None:
         """Called about once a second: grey out and say the age of an old value."""
@@ -79,6 +79,9 @@ class NumericTile(QFrame):
         text = f"{self.value:.{self.decimals}f}"
         return text + "?" if self.questionable else text
 
+    def stale_note(self, age: float) -> str:
+        return f"stale: {_age(age)} old"
+
     def _paint(self, now: float | None = None) -> None:
         stale = now is not None and self.value is not None and self.is_stale(now)
         colour = theme.STALE if stale else self.colour
@@ -87,7 +90,7 @@ class NumericTile(QFrame):
         self.title.setStyleSheet(f"color: {self.colour};")
         self.unit.setStyleSheet(f"color: {theme.DIM};")
         if stale and self.updated_at is not None:
-            self.note.setText(f"stale: {_age(now - self.updated_at)} old")
+            self.note.setText(self.stale_note(now - self.updated_at))
             self.note.setStyleSheet(f"color: {theme.DIM};")
         border = theme.ALARM_COLOURS.get(self.alarm_priority or "", theme.GRID)
         width = 6 if self.alarm_priority else 2
@@ -118,6 +121,10 @@ class NibpTile(NumericTile):
         self.note.setText(f"mean {_fmt(mean)}   at {_local_time(t_wall)}")
         self.note.setStyleSheet(f"color: {theme.TEXT};")
         self._paint()
+
+    def stale_note(self, age: float) -> str:
+        when = _local_time(self.reading_wall) if self.reading_wall else "?"
+        return f"mean {_fmt(self.mean)}   at {when}   ({_age(age)} ago: stale)"
 
     def set_status_text(self, text: str) -> None:
         self.status.setText(text)

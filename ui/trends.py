@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
 from . import theme
 
@@ -74,7 +75,7 @@ class TrendWidget(pg.GraphicsLayoutWidget):
             self._dirty = True
 
     def add_marker(self, t_minutes: float, label: str) -> None:
-        line = pg.InfiniteLine(pos=t_minutes, angle=90, pen=pg.mkPen(theme.TEXT, style=2),
+        line = pg.InfiniteLine(pos=t_minutes, angle=90, pen=pg.mkPen(theme.TEXT, style=Qt.PenStyle.DashLine),
                                label=label, labelOpts={"color": theme.TEXT, "position": 0.92})
         self.vitals.addItem(line)
         self.event_lines.append(line)
