@@ -1,0 +1,107 @@
+"""Sign and verify time of a 2-hour session record.
+
+    .venv/bin/python benchmarks/signing.py [--minutes 120] [--chunk 25] [--repeat 3]
+
+The session holds numerics at 1 Hz for 5 metrics and 75 Hz pleth in chunks of ``--chunk`` samples
+(25 = three chunks a second, as the simulated oximeter sends them), written with the store writer's
+own SQL into a temporary database. Reports, in wall-clock seconds (best of ``--repeat``):
+building the record from the database, RFC 8785 canonicalisation, the whole ``seal_session`` (with
+the production Argon2id key derivation, also shown alone), ``verify_record`` of the record file with
+a keyring, and ``verify_db`` of the session (signatures, every row, every chunk re-hashed, audit chain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import rfc8785  # noqa: E402
+
+from ketmonitor.samples import Numeric, WaveformChunk  # noqa: E402
+from ketmonitor.sessions import create_session, end_session  # noqa: E402
+from ketmonitor.signing import (Keyring, enrol_key, record_bytes, seal_session,  # noqa: E402
+                                verify_db, verify_record)
+from ketmonitor.signing.keys import unlock_key  # noqa: E402
+from ketmonitor.signing.record import build_session_record  # noqa: E402
+from ketmonitor.store import open_db  # noqa: E402
+from ketmonitor.store.writer import StoreWriter  # noqa: E402
+
+METRICS = ("spo2", "pulse_rate", "perfusion_index", "nibp_systolic", "nibp_diastolic")
+T0 = 1_767_225_600.0
+
+
+def fill(db, minutes: float, chunk: int) -> str:
+    db.conn.execute("BEGIN IMMEDIATE")
+    sid = create_session(db, wall_anchor=T0, mono_anchor=0.0, protocol="bench", session_id="bench")
+    seconds = int(minutes * 60)
+    batch = []
+    for i in range(seconds):
+        for k, m in enumerate(METRICS):
+            batch.append((sid, Numeric.of(m, 90.0 + (i * 7 + k) % 13 + 0.25 * k, t_mono=float(i),
+                                          t_wall=T0 + i, source="sim")))
+    n_chunks = int(seconds * 75 / chunk)
+    for c in range(n_chunks):
+        t = c * chunk / 75.0
+        batch.append((sid, WaveformChunk("pleth", 75.0, t, T0 + t,
+                                         tuple((c * 31 + j * 17) % 4096 for j in range(chunk)),
+                                         "sim")))
+    StoreWriter._write_samples(db.conn, batch)
+    end_session(db, sid, t_wall=T0 + seconds)
+    db.conn.execute("COMMIT")
+    return sid
+
+
+def best(fn, repeat):
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=120.0)
+    ap.add_argument("--chunk", type=int, default=25, help="pleth samples per chunk")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = open_db(Path(tmp) / "bench.db")
+        sid = fill(db, args.minutes, args.chunk)
+        enrol_key(db, "nurse1", "Bench Nurse", "nurse", "bench-password")
+        n_num = db.conn.execute("SELECT count(*) FROM numerics").fetchone()[0]
+        n_chunks = db.conn.execute("SELECT count(*) FROM waveform_chunks").fetchone()[0]
+        t_build, record = best(lambda: build_session_record(db, sid, record_id="x",
+                                                            created_utc="2026-01-01T00:00:00Z"),
+                               args.repeat)
+        t_canon, payload = best(lambda: rfc8785.dumps(record), args.repeat)
+        t_kdf, _ = best(lambda: unlock_key(db, "nurse1", "bench-password"), args.repeat)
+        t = time.perf_counter()
+        rec = seal_session(db, sid, "nurse1", "bench-password")
+        t_seal = time.perf_counter() - t
+        data = record_bytes(db, rec.record_id)
+        keyring = Keyring.from_db(db)
+        t_verify, _ = best(lambda: verify_record(data, keyring), args.repeat)
+        t_vdb, _ = best(lambda: verify_db(db, sid, audit=False), args.repeat)
+        db.conn.close()
+    print(f"session: {args.minutes:g} min, {n_num} numeric rows ({len(METRICS)} metrics at 1 Hz), "
+          f"{n_chunks} pleth chunks of {args.chunk} samples at 75 Hz")
+    print(f"record payload: {len(payload) / 1e6:.2f} MB canonical JSON; record file "
+          f"{len(data) / 1e6:.2f} MB")
+    print(f"build record from db      {t_build:7.3f} s")
+    print(f"RFC 8785 canonicalisation {t_canon:7.3f} s")
+    print(f"Argon2id unlock (t=3, m=64 MiB, p=4) {t_kdf:7.3f} s")
+    print(f"seal_session total        {t_seal:7.3f} s  (unlock + build + canonicalise + sign + store)")
+    print(f"verify_record (file)      {t_verify:7.3f} s")
+    print(f"verify_db (session)       {t_vdb:7.3f} s  (signatures, rows, chunks re-hashed, audit)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
