@@ -90,3 +90,26 @@ def test_headless_demo_walks_the_protocol(tmp_path, capsys):
     assert len(bp) == len([c for c in protocol.checks if c.kind == "bp"])
     verify_chain(db)
     db.conn.close()
+
+
+def test_workflow_record_and_rems_summary(db_path):
+    from ketmonitor.workflow_read import rems_summary, workflow_record
+
+    db = open_db(db_path)
+    runner, clock = InlineRunner(db), JumpingClock()
+    protocol = load_protocols()["esketamine-intranasal"]
+    wf = SessionWorkflow(runner, "demo", clock, user=demo_user(runner, clock))
+    walk_through(wf, protocol, clock)
+    rec = workflow_record(db, "demo")
+    nausea = [e for e in rec["events"] if e["kind"] == "event"][0]
+    assert nausea["data"]["text"] == "mild"  # the original stays
+    assert nausea["effective"]["data"]["text"] == "mild, settled without treatment"
+    assert len(nausea["amendments"]) == 1
+    rems = rems_summary(db, "demo")
+    assert rems["dose_mg"] == 56 and rems["devices"] == 2 and rems["lot_numbers"] == ["DEMO-LOT-0001"]
+    assert rems["bp_before_dose"]["systolic"] == 124 and rems["bp_at_40"]["systolic"] is not None
+    assert rems["bp_before_end"] is not None and rems["minutes_until_ready"] >= 120
+    assert rems["minutes_first_dose_to_end"] >= rems["minutes_until_ready"]
+    assert rems["concomitant"]["opioids"] is False and rems["site_name"].startswith("Demo clinic")
+    assert "clinician_phone" in rems["missing"] and "bp_at_40" not in rems["missing"]
+    db.conn.close()
