@@ -269,3 +269,39 @@ def test_line_noise_never_yields_impossible_values():
                                    "perfusion_index": 0 <= n.value <= 100}[n.metric]
     assert all(isinstance(c, WaveformChunk) for c in seen.items
                if not isinstance(c, (Numeric, DeviceStatus)))
+
+
+def test_silent_device_raises_no_data_within_two_intervals():
+    seen = Collector()
+    # the device-disconnect scenario silences the device 20 min after the dose (t = 1500 s)
+    with ContecEmulator("device-disconnect", seed=9, t0=1499.3) as emu:
+        src = ContecSource("quiet", port=emu.path)
+        src.start(seen)
+        try:
+            status = wait_for(lambda: [s for s in seen.statuses()
+                                       if Condition.NO_DATA in s.conditions], timeout=10)[0]
+        finally:
+            src.stop()
+    last = src.last_frame_mono
+    assert last is not None and seen.numerics("spo2")
+    assert 2 * src.expected_interval <= status.t_mono - last <= 2 * src.expected_interval + 1.0
+    assert status.connected and "no data" in status.message
+
+
+@pytest.mark.parametrize("emulator_class, source_class, hint", [
+    (ContecLegacyEmulator, ContecSource, "contec-legacy"),
+    (ContecEmulator, ContecLegacySource, "V7.0")])
+def test_the_other_contec_family_says_what_to_try(emulator_class, source_class, hint):
+    seen = Collector()
+    with emulator_class(seed=1) as emu:
+        if isinstance(emu, ContecEmulator):
+            emu.streaming, emu.last_command_real = True, time.monotonic() + 3600  # stream unasked
+        src = source_class("wrong", port=emu.path)
+        src.start(seen)
+        try:
+            status = wait_for(lambda: [s for s in seen.statuses()
+                                       if Condition.NO_DATA in s.conditions], timeout=10)[0]
+        finally:
+            src.stop()
+    assert "none decode" in status.message and hint in status.message
+    assert seen.numerics() == []
