@@ -18,6 +18,7 @@ from ketmonitor.metrics import METRICS
 from ketmonitor.samples import Condition, DeviceStatus, Numeric, SessionEvent, WaveformChunk
 
 from . import theme
+from .alarms import install_alarm_ui
 from .bridge import FrameTimer, SampleQueue
 from .tiles import NibpTile, NumericTile
 from .trends import TrendWidget
@@ -85,6 +86,8 @@ class MonitorWindow(QMainWindow):
         self.queue = SampleQueue()
         runtime.add_listener(self.queue)
         self._build()
+        alarms = getattr(runtime, "alarms", None)  # the AlarmEngine attached by the runtime
+        self.alarm_ui = install_alarm_ui(self, alarms) if alarms is not None else None
         self.frames = FrameTimer(self.queue, self.frame, fps, self)
 
     # -- layout ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ never goes blank while a condition is shown: off-phases keep the text in the pri
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
 from ketmonitor.alarms import AlarmSnapshot
 
@@ -53,6 +53,8 @@ class AlarmBannerWidget(QFrame):
         _px(self.state, 20, bold=False)
         _px(self.pause_label, 26)
         self.text.setTextFormat(Qt.PlainText)
+        # a long message is cut at the banner's edge (full text in the tooltip), never widening it
+        self.text.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.ack_button = QPushButton("Acknowledge")
         self.pause_button = QPushButton("Pause audio")
         self.list_button = QPushButton("Alarm list")
@@ -130,6 +132,7 @@ class AlarmBannerWidget(QFrame):
         else:
             self.mark.setText(MARK[top.priority.value])
             self.text.setText(top.text)
+            self.text.setToolTip(top.text)
             words = []
             if not top.active:
                 words.append("ended - acknowledge to clear")
