@@ -1,8 +1,9 @@
 """SunTech Advantage OEM NIBP module on a serial port, 9600 8N1 ("suntech").
 
 A measurement (device-protocols.md section 4): send start -> the module answers 'O' -> poll the cuff
-pressure every ``cuff_poll`` s while it inflates and deflates -> 'K' -> ask for the BP data -> result
-or error code. Measurements start on demand (``request_nibp()``, from the UI) and, when the
+pressure every ``poll_interval`` (0.25 s) while it inflates and deflates -> 'K' -> ask for the BP data
+-> result or error code. If 'K' is lost on the line, the cuff back near 0 mmHg for ``lost_k_after``
+seconds after inflating makes the driver ask for the result anyway. Measurements start on demand (``request_nibp()``, from the UI) and, when the
 ``interval_s`` option is set, automatically every ``interval_s`` seconds (``set_interval`` changes it).
 
 What goes on:
@@ -17,8 +18,8 @@ What goes on:
   ``idle_poll`` s as a heartbeat (those readings are not sent on): a dead module or cable raises
   NO_DATA after two of them.
 
-Every step runs on the reader thread (``periodic`` every ``cuff_poll`` s and ``on_frame``); the UI's
-calls only set flags.
+Every step runs on the reader thread (``periodic`` and ``handle_frames``); the UI's calls only set
+flags.
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ class SuntechSource(SerialSource):
     parser_class = SuntechParser
     baudrate = 9600
     protocol_label = "SunTech Advantage"
-    poll_interval = 0.25  # = cuff_poll: the reference polls every 200-500 ms while inflating
+    poll_interval = 0.25  # cuff polling: the reference polls every 200-500 ms while inflating
     idle_poll: ClassVar[float] = 5.0  # heartbeat between measurements
     expected_interval = 5.0  # NO_DATA after two missed heartbeats
     reply_timeout: ClassVar[float] = 2.0  # for 'O' after start and for the BP data
     max_measure: ClassVar[float] = 150.0  # a measurement longer than this is aborted
+    lost_k_after: ClassVar[float] = 3.0  # cuff back near 0 this long after inflating: 'K' was lost
     no_data_hint = "Check the NIBP module's power and cable."
 
     def __init__(self, source_id: str, *, interval_s: float | None = None,
@@ -72,6 +74,8 @@ class SuntechSource(SerialSource):
         self._retries = 0
         self._next_auto: float | None = None
         self._next_idle_poll = 0.0
+        self._cuff_peak = 0  # highest cuff pressure of this measurement
+        self._deflated_since: float | None = None
 
     # -- commands (any thread) ---------------------------------------------------------------
     def request_nibp(self) -> None:
@@ -130,7 +134,10 @@ class SuntechSource(SerialSource):
             if now - self._sent_at > self.reply_timeout:
                 self._fail(now, "the NIBP module did not answer the start command")
         elif self.state == MEASURING:
-            if now - self._started_at > self.max_measure:
+            if self._deflated_since is not None and now - self._deflated_since > self.lost_k_after:
+                self._retries = 0
+                self._ask_result(now)  # the cuff is down and no 'K' came (lost on the line)
+            elif now - self._started_at > self.max_measure:
                 self.write(ABORT)  # 'A' follows, then the BP data with the module's code
                 self._started_at = now  # one abort per max_measure
                 self._nibp_message = "measurement took too long; aborted"
@@ -145,6 +152,7 @@ class SuntechSource(SerialSource):
 
     def _start(self, now: float) -> None:
         self._started_at = self._sent_at = now
+        self._cuff_peak, self._deflated_since = 0, None
         if self.interval_s:
             self._next_auto = now + self.interval_s
         self.write(START_COMMANDS[self.mode])
@@ -166,6 +174,13 @@ class SuntechSource(SerialSource):
     def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float) -> None:
         for frame in frames:
             if isinstance(frame, SuntechCuffPressure):
+                if self.state == MEASURING:
+                    self._cuff_peak = max(self._cuff_peak, frame.mmhg)
+                    if self._cuff_peak >= 40 and frame.mmhg < 5:
+                        if self._deflated_since is None:
+                            self._deflated_since = t_mono
+                    else:
+                        self._deflated_since = None
                 if self.state in (STARTING, MEASURING):
                     self.emit(Numeric.of("cuff_pressure", frame.mmhg, t_mono=t_mono, t_wall=t_wall,
                                          source=self.source_id, flags={Condition.NIBP_BUSY}))

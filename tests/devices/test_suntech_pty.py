@@ -252,3 +252,29 @@ def test_complete_measurement_sends_k_by_itself():
     v = emu.patient.vitals(emu.start_t + emu.duration)
     assert abs(data.systolic - v.systolic) <= 2 and abs(data.diastolic - v.diastolic) <= 2
     assert data.mean == emu.results[-1][2] and data.error_code == 0
+
+
+class LosesK(SuntechEmulator):
+    """A line that loses the module's 'K'."""
+
+    def produce(self, t):
+        out = super().produce(t)
+        return b"" if out == s.status_frame("K") else out
+
+
+class QuickLostK(SuntechSource):
+    lost_k_after = 0.4
+
+
+def test_result_is_fetched_when_k_is_lost():
+    seen = Collector()
+    with LosesK(seed=12, speed=100) as emu:
+        src = QuickLostK("nibp-k", port=emu.path)
+        src.start(seen)
+        try:
+            src.request_nibp()
+            wait_for(lambda: seen.numerics("nibp_systolic"), timeout=15)
+        finally:
+            src.stop()
+    assert seen.numerics("nibp_systolic")[0].value == emu.results[-1][0]
+    assert src.conditions == frozenset()
