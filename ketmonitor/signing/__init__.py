@@ -11,8 +11,9 @@ from .errors import (AuditChainError, AuditLinkError, ChunkDigestError, HeaderMi
                      UnknownKeyError, VerificationError)
 from .jws import MEANINGS, JwsDocument, JwsSignature
 from .keyring import Keyring, import_keyring
-from .keys import (KeyInfo, change_key_password, current_key, enrol_key, get_key, list_keys,
-                   revoke_key, rotate_key, unlock_key)
+from .keys import (EncryptedKey, KeyInfo, UnlockedKey, change_key_password, current_key, enrol_key,
+                   get_key, list_keys, load_key, record_auth_failure, revoke_key, rotate_key,
+                   unlock_key)
 from .service import (SignatureInfo, SignedRecord, add_addendum, cosign, is_sealed, list_records,
                       original_record_id, record_bytes, record_document, seal_session, write_record)
 from .verification import (DbVerification, RecordVerification, verify_db, verify_record,
@@ -20,6 +21,7 @@ from .verification import (DbVerification, RecordVerification, verify_db, verify
 
 __all__ = [
     "MEANINGS", "JwsDocument", "JwsSignature", "Keyring", "import_keyring", "KeyInfo",
+    "EncryptedKey", "UnlockedKey", "load_key", "record_auth_failure",
     "change_key_password", "current_key", "enrol_key", "get_key", "list_keys", "revoke_key",
     "rotate_key", "unlock_key", "SignatureInfo", "SignedRecord", "add_addendum", "cosign",
     "is_sealed", "list_records", "original_record_id", "record_bytes", "record_document",

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
@@ -139,26 +139,67 @@ def _now(t_wall: float | None) -> str:
     return utc_iso(time.time() if t_wall is None else t_wall)
 
 
-def unlock_key(db, user_id: str, password: Secret, *, purpose: str = "sign") -> UnlockedKey:
-    """Decrypt the user's active key. A wrong password raises AuthError and is audited."""
+@dataclass(frozen=True)
+class EncryptedKey:
+    """A user's active key as stored: public facts plus the encrypted private part.
+
+    Load it inside a transaction (``load_key``), then ``unlock`` it outside any transaction, on the
+    thread that holds the password: the key derivation takes a noticeable fraction of a second and
+    must not run on the store writer's thread, and a failure writes nothing.
+    """
+
+    info: KeyInfo
+    ciphertext: bytes = field(repr=False)
+    kdf: dict = field(repr=False)
+
+    def unlock(self, password: Secret, *, purpose: str = "sign") -> UnlockedKey:
+        """Decrypt; AuthError on a wrong password (nothing is written: the caller audits it)."""
+        info = self.info
+        secret = _ask(password, f"Password for {info.printed_name} ({info.user_id}) to {purpose}")
+        try:
+            raw = AESGCM(_derive(secret, self.kdf)).decrypt(
+                b64url_decode(self.kdf["nonce"]), self.ciphertext, _aad(info.kid, info.user_id))
+        except InvalidTag:
+            raise AuthError(f"wrong password for {info.user_id}: cannot unlock the signing key"
+                            ) from None
+        private = Ed25519PrivateKey.from_private_bytes(raw)
+        if private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw) != info.public_key:
+            raise AuthError(f"signing key {info.kid} of {info.user_id} is damaged: it does not "
+                            "match its public key")
+        return UnlockedKey(info, private)
+
+
+def load_key(db, user_id: str) -> EncryptedKey:
+    """The user's active key, still encrypted; AuthError if the user has none."""
     info = current_key(db, user_id)
     enc, kdf_text = db.conn.execute(
         "SELECT private_key_enc, kdf FROM signing_keys WHERE kid = ?", (info.kid,)).fetchone()
-    secret = _ask(password, f"Password for {info.printed_name} ({user_id}) to {purpose}")
-    kdf = json.loads(kdf_text)
+    return EncryptedKey(info, bytes(enc), json.loads(kdf_text))
+
+
+def record_auth_failure(db, user_id: str, kid: str | None, purpose: str) -> None:
+    """Audit a failed unlock (11.300: attempted misuse detected and reported)."""
+    with write_transaction(db):
+        append_audit(db, "signing.auth_failed", user_id=user_id, entity="signing_key",
+                     entity_id=kid, detail={"purpose": purpose})
+
+
+def unlock_key(db, user_id: str, password: Secret, *, purpose: str = "sign") -> UnlockedKey:
+    """Load and decrypt the user's active key in one call; a wrong password is audited and raises
+    AuthError. (Inside a caller's transaction the audit row shares that transaction's fate: use
+    ``load_key`` + ``EncryptedKey.unlock`` there and audit the failure separately.)"""
+    key = load_key(db, user_id)
     try:
-        raw = AESGCM(_derive(secret, kdf)).decrypt(b64url_decode(kdf["nonce"]), bytes(enc),
-                                                   _aad(info.kid, user_id))
-    except InvalidTag:
-        with write_transaction(db):
-            append_audit(db, "signing.auth_failed", user_id=user_id, entity="signing_key",
-                         entity_id=info.kid, detail={"purpose": purpose})
-        raise AuthError(f"wrong password for {user_id}: cannot unlock the signing key") from None
-    private = Ed25519PrivateKey.from_private_bytes(raw)
-    if private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw) != info.public_key:
-        raise AuthError(f"signing key {info.kid} of {user_id} is damaged: it does not match its "
-                        "public key")
-    return UnlockedKey(info, private)
+        return key.unlock(password, purpose=purpose)
+    except AuthError:
+        record_auth_failure(db, user_id, key.info.kid, purpose)
+        raise
+
+
+def check_current(db, key: UnlockedKey) -> None:
+    """AuthError unless ``key`` is still its user's active key (not rotated or revoked since)."""
+    if current_key(db, key.info.user_id).kid != key.info.kid:
+        raise AuthError(f"signing key {key.info.kid} of {key.info.user_id} is no longer active")
 
 
 def _insert_key(conn, user_id, printed_name, role, secret, kdf_params, t_wall) -> KeyInfo:

@@ -2,7 +2,10 @@
 
 Each signing asks for the signer's password again (through ``password``: a string or a callback
 ``(prompt) -> str``), decrypts the key for that one signature, and writes the record, its signature
-and the audit entries in one transaction. Nothing signed is altered afterwards: a co-signature is a
+and the audit entries in one transaction. ``password`` may instead be an ``UnlockedKey`` the caller
+decrypted itself (``load_key`` in a transaction, then ``EncryptedKey.unlock`` on the thread holding
+the password): that is how to sign through a StoreWriter without running the key derivation or a
+password callback on the writer thread. Nothing signed is altered afterwards: a co-signature is a
 new signature row over the stored payload bytes, and an addendum is a new signed record linked by the
 SHA-256 of the record it amends.
 """
@@ -20,10 +23,10 @@ import rfc8785
 
 from ..audit import append_audit, audit_head
 from ..clock import utc_iso
-from ..errors import StoreError, WorkflowError
+from ..errors import AuthError, StoreError, WorkflowError
 from ._db import write_transaction
 from .jws import JwsDocument, JwsSignature, b64url_encode, make_header, sign
-from .keys import Secret, UnlockedKey, unlock_key
+from .keys import Secret, UnlockedKey, check_current, unlock_key
 from .record import build_addendum, build_session_record
 
 
@@ -91,6 +94,14 @@ def _sign_and_store(db, record_id: str, payload_b64: str, index: int, key: Unloc
     return SignatureInfo(record_id, index, k.kid, k.user_id, k.printed_name, k.role, meaning, now)
 
 
+def _signer(db, user_id: str, password: Secret | UnlockedKey, purpose: str) -> UnlockedKey:
+    if isinstance(password, UnlockedKey):
+        if password.info.user_id != user_id:
+            raise AuthError(f"the unlocked key belongs to {password.info.user_id}, not {user_id}")
+        return password
+    return unlock_key(db, user_id, password, purpose=purpose)
+
+
 def _now(t_wall: float | None) -> str:
     return utc_iso(time.time() if t_wall is None else t_wall)
 
@@ -112,8 +123,9 @@ def seal_session(db, session_id: str, user_id: str, password: Secret, *,
 
     ``protocol``: the definition in force (``Protocol.raw``), carried in the record.
     """
-    key = unlock_key(db, user_id, password, purpose=f"sign the record of session {session_id}")
+    key = _signer(db, user_id, password, f"sign the record of session {session_id}")
     with write_transaction(db) as conn:
+        check_current(db, key)
         row = conn.execute("SELECT ended_utc FROM sessions WHERE id = ?", (session_id,)).fetchone()
         if row is None:
             raise WorkflowError(f"no session {session_id}")
@@ -155,8 +167,9 @@ def cosign(db, record_id: str, user_id: str, password: Secret, meaning: str, *,
     """
     from .verification import verify_stored_record
 
-    key = unlock_key(db, user_id, password, purpose=f"co-sign record {record_id} ({meaning})")
+    key = _signer(db, user_id, password, f"co-sign record {record_id} ({meaning})")
     with write_transaction(db) as conn:
+        check_current(db, key)
         session_id, kind, payload, _digest = _load(db, record_id)
         verify_stored_record(db, record_id)
         (count,) = conn.execute("SELECT count(*) FROM record_signatures WHERE record_id = ?",
@@ -171,8 +184,9 @@ def cosign(db, record_id: str, user_id: str, password: Secret, meaning: str, *,
 def add_addendum(db, record_id: str, user_id: str, password: Secret, content, *,
                  meaning: str = "authorship", t_wall: float | None = None) -> SignedRecord:
     """A new signed record amending ``record_id`` (text, or a JSON-able dict of data)."""
-    key = unlock_key(db, user_id, password, purpose=f"sign an addendum to record {record_id}")
+    key = _signer(db, user_id, password, f"sign an addendum to record {record_id}")
     with write_transaction(db) as conn:
+        check_current(db, key)
         session_id, _kind, _payload, amended_digest = _load(db, record_id)
         now = _now(t_wall)
         new_id = str(uuid.uuid4())

@@ -302,6 +302,13 @@ def _check_audit_links(db, rid, record, verification, failures) -> None:
                 seq=seq, record_id=rid))
     entries = find_audit(db, "record.signed", entity_id=rid)
     doc = record_document(db, rid)
+    stored = {hashlib.sha256(sig.signature.encode("ascii")).hexdigest() for sig in doc.signatures}
+    for q, d in entries:
+        if d.get("signature_sha256") not in stored:
+            failures.append(AuditLinkError(
+                f"record {rid}: audit row {q} records signature {d.get('index')} "
+                f"({d.get('meaning')}, key {d.get('kid')}), which is missing from the database",
+                seq=q, record_id=rid))
     for s in verification.signatures:
         sig = doc.signatures[s.index]
         want = hashlib.sha256(sig.signature.encode("ascii")).hexdigest()

@@ -56,7 +56,7 @@ def test_a_wrong_password_is_an_auth_error_and_is_audited(db):
     with pytest.raises(AuthError, match="no password"):
         unlock_key(db, "nurse1", lambda prompt: "")
     assert db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'signing.auth_failed'"
-                           ).fetchone() == (1,)
+                           ).fetchone() == (2,)
 
 
 def test_a_ciphertext_moved_to_another_users_row_does_not_decrypt(db):
@@ -182,3 +182,34 @@ def test_keyring_export_and_import_check_every_kid(world):
     with pytest.raises(ConfigError, match="not a JWK Set"):
         Keyring.from_jwks(b'{"kty": "OKP"}')
     assert len(list_keys(world.db)) == 2
+
+
+def test_signing_through_the_store_writer_with_a_key_unlocked_on_the_callers_thread(tmp_path):
+    """The workflow's way: load the encrypted key on the writer, derive and decrypt on the thread
+    that holds the password (no KDF, no callback on the writer), then seal on the writer."""
+    from ketmonitor.signing import load_key, verify_db
+    from ketmonitor.store import StoreWriter
+    from tests.core.test_signing_support import enrol_staff
+
+    path = tmp_path / "w.db"
+    db = open_db(path)
+    enrol_staff(db)
+    make_session(db, "s1", seconds=3)
+    make_session(db, "s2", seconds=3)
+    db.conn.close()
+    with StoreWriter(path) as writer:
+        encrypted = writer.run(lambda db: load_key(db, "nurse1"))
+        before = writer.run(lambda db: db.conn.execute("SELECT count(*) FROM audit_log").fetchone())
+        with pytest.raises(AuthError):
+            encrypted.unlock("wrong")
+        assert writer.run(lambda db: db.conn.execute("SELECT count(*) FROM audit_log").fetchone()
+                          ) == before  # unlock writes nothing; the caller audits the failure
+        key = encrypted.unlock(NURSE_PW)
+        rec = writer.run(lambda db: seal_session(db, "s1", "nurse1", key))
+        with pytest.raises(AuthError, match="belongs to nurse1, not doc1"):
+            writer.run(lambda db: seal_session(db, "s2", "doc1", key))
+        writer.run(lambda db: rotate_key(db, "nurse1", NURSE_PW, kdf_params=FAST_KDF))
+        with pytest.raises(AuthError, match="no longer active"):
+            writer.run(lambda db: seal_session(db, "s2", "nurse1", key))
+        report = writer.run(lambda db: verify_db(db))
+    assert [r.record_id for r in report.records] == [rec.record_id]
