@@ -1,0 +1,31 @@
+import pytest
+
+from ketmonitor.clock import ManualClock
+from ketmonitor.errors import ConfigError
+from ketmonitor.workstation import DeviceChoice, build_sources, load_choices, save_choices
+
+
+def test_choices_are_remembered_per_workstation(tmp_path):
+    path = tmp_path / "workstation.json"
+    assert load_choices(path) == []
+    choices = [DeviceChoice("oximeter", "nonin2", "/dev/ttyUSB0"), DeviceChoice("nibp", "simulator")]
+    save_choices(choices, path)
+    assert load_choices(path) == choices
+
+
+def test_bad_choices_and_files_are_rejected_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="needs a serial port"):
+        DeviceChoice("oximeter", "masimo")
+    with pytest.raises(ConfigError, match="not a nibp protocol"):
+        DeviceChoice("nibp", "nonin2", "/dev/ttyUSB0")
+    bad = tmp_path / "w.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not a valid workstation file"):
+        load_choices(bad)
+
+
+def test_sources_are_built_by_name():
+    sources = build_sources([DeviceChoice("oximeter", "nonin7", "/dev/ttyUSB9"),
+                             DeviceChoice("nibp", "none")], clock=ManualClock())
+    assert [type(s).__name__ for s in sources] == ["NoninSource"]
+    assert sources[0].source_id == "oximeter"
