@@ -62,12 +62,12 @@ class CaptureWriter:
             self._f = open(self.path, "w", encoding="utf-8", newline="\n")
         except OSError as exc:
             raise ConfigError(f"cannot write capture {self.path}: {exc.strerror or exc}") from exc
-        words = [f"{k}={v}" for k, v in meta.items() if v is not None]
+        words = [f"{k}={str(v).replace(' ', '_')}" for k, v in meta.items() if v is not None]
         if t0_wall is not None:
             words.append(f"started={utc_iso(t0_wall)}")
         self._f.write(MAGIC + "\n")
         if words:
-            self._f.write("# " + " ".join(str(w).replace("\n", " ") for w in words) + "\n")
+            self._f.write("# " + " ".join(w.replace("\n", "_") for w in words) + "\n")
         self._f.flush()
         self.records = 0
 

@@ -229,7 +229,7 @@ class SerialSource(ParsedSource):
         if self.capture_path and self._capture is None:
             t_mono, t_wall = self.now()
             self._capture = CaptureWriter(self.capture_path, t0_mono=t_mono, t0_wall=t_wall,
-                                          protocol=self.protocol_label or self.parser.name,
+                                          protocol=self.parser.name or type(self).__name__,
                                           port=self.port, baudrate=self.port_baudrate,
                                           parity=self.port_parity)
         ser = self.open_port()
