@@ -25,8 +25,8 @@ from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import AuthError, StoreError, WorkflowError
 from ._db import write_transaction
-from .jws import JwsDocument, JwsSignature, b64url_encode, make_header, sign
-from .keys import Secret, UnlockedKey, check_current, unlock_key
+from .jws import MEANINGS, JwsDocument, JwsSignature, b64url_encode, make_header, sign
+from .keys import Secret, UnlockedKey, check_current, key_valid_at, unlock_key
 from .record import build_addendum, build_session_record
 
 
@@ -74,6 +74,9 @@ def _signature_digest(sig: JwsSignature) -> str:
 def _sign_and_store(db, record_id: str, payload_b64: str, index: int, key: UnlockedKey,
                     meaning: str, now: str, session_id: str) -> SignatureInfo:
     k = key.info
+    why = key_valid_at(k, now)
+    if why is not None:  # e.g. a simulated clock passed as the signing time
+        raise WorkflowError(f"cannot sign at {now}: that is {why}")
     header = make_header(kid=k.kid, signer_id=k.user_id, printed_name=k.printed_name, role=k.role,
                          meaning=meaning, signed_at=now)
     sig = sign(payload_b64, header, key.private_key)
@@ -94,7 +97,11 @@ def _sign_and_store(db, record_id: str, payload_b64: str, index: int, key: Unloc
     return SignatureInfo(record_id, index, k.kid, k.user_id, k.printed_name, k.role, meaning, now)
 
 
-def _signer(db, user_id: str, password: Secret | UnlockedKey, purpose: str) -> UnlockedKey:
+def _signer(db, user_id: str, password: Secret | UnlockedKey, purpose: str,
+            meaning: str) -> UnlockedKey:
+    if meaning not in MEANINGS:
+        raise WorkflowError(f"the meaning of a signature is one of {', '.join(MEANINGS)}, "
+                            f"not {meaning!r}")
     if isinstance(password, UnlockedKey):
         if password.info.user_id != user_id:
             raise AuthError(f"the unlocked key belongs to {password.info.user_id}, not {user_id}")
@@ -103,6 +110,7 @@ def _signer(db, user_id: str, password: Secret | UnlockedKey, purpose: str) -> U
 
 
 def _now(t_wall: float | None) -> str:
+    """The signing time: real wall-clock time (UTC) unless a test pins it; never simulated time."""
     return utc_iso(time.time() if t_wall is None else t_wall)
 
 
@@ -123,7 +131,8 @@ def seal_session(db, session_id: str, user_id: str, password: Secret, *,
 
     ``protocol``: the definition in force (``Protocol.raw``), carried in the record.
     """
-    key = _signer(db, user_id, password, f"sign the record of session {session_id}")
+    key = _signer(db, user_id, password, f"sign the record of session {session_id}",
+                  meaning)
     with write_transaction(db) as conn:
         check_current(db, key)
         row = conn.execute("SELECT ended_utc FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -167,7 +176,7 @@ def cosign(db, record_id: str, user_id: str, password: Secret, meaning: str, *,
     """
     from .verification import verify_stored_record
 
-    key = _signer(db, user_id, password, f"co-sign record {record_id} ({meaning})")
+    key = _signer(db, user_id, password, f"co-sign record {record_id} ({meaning})", meaning)
     with write_transaction(db) as conn:
         check_current(db, key)
         session_id, kind, payload, _digest = _load(db, record_id)
@@ -184,7 +193,8 @@ def cosign(db, record_id: str, user_id: str, password: Secret, meaning: str, *,
 def add_addendum(db, record_id: str, user_id: str, password: Secret, content, *,
                  meaning: str = "authorship", t_wall: float | None = None) -> SignedRecord:
     """A new signed record amending ``record_id`` (text, or a JSON-able dict of data)."""
-    key = _signer(db, user_id, password, f"sign an addendum to record {record_id}")
+    key = _signer(db, user_id, password, f"sign an addendum to record {record_id}",
+                  meaning)
     with write_transaction(db) as conn:
         check_current(db, key)
         session_id, _kind, _payload, amended_digest = _load(db, record_id)

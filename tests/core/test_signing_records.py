@@ -228,8 +228,17 @@ def test_cosign_adds_a_signature_and_never_changes_the_payload(world):
         "cosigned",)
     with pytest.raises(WorkflowError, match="already signed"):
         cosign(world.db, world.record_id, "doc1", DOCTOR_PW, "approval")
-    with pytest.raises(ValueError, match="meaning"):
+    with pytest.raises(WorkflowError, match="meaning of a signature is one of"):
         cosign(world.db, world.record_id, "doc1", DOCTOR_PW, "liked it")
+
+
+def test_a_signing_time_outside_the_keys_validity_is_refused_when_signing(world):
+    """A simulated clock's time (here 2026-01-01, before the key was enrolled) cannot be signed."""
+    from tests.core.test_signing_support import T0
+
+    with pytest.raises(WorkflowError, match="before the key was valid"):
+        cosign(world.db, world.record_id, "doc1", DOCTOR_PW, "review", t_wall=T0)
+    assert len(verify_db(world.db).records[0].signatures) == 1
 
 
 def test_an_addendum_is_a_new_record_linked_by_hash(world):
