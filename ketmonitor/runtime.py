@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .alarms import attach_alarms
 from .clock import Clock
 from .dispatch import Dispatcher, Listener
-from .errors import NotSupportedError
+from .errors import NotSupportedError, StoreError
 from .samples import Condition, SessionEvent
 from .sessions import create_session, end_session
 from .sources import VitalsSource
@@ -72,6 +72,13 @@ class MonitorRuntime:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
         self.writer.start()
+        if self._resume and self.t0 is None:
+            # keep the session's time base: t0 is where the session started on this process's clock
+            anchor = self.writer.run(lambda db: db.conn.execute(
+                "SELECT wall_anchor FROM sessions WHERE id=?", (self.session_id,)).fetchone())
+            if anchor is None:
+                raise StoreError(f"no session {self.session_id} to resume")
+            self.t0 = self.clock.monotonic() - (self.clock.wall() - anchor[0])
         if self.t0 is None:
             self.t0 = self.clock.monotonic()
         if self.session_id is None:

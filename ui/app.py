@@ -80,10 +80,52 @@ def run_demo(args, db_path: Path) -> int:
     return app.exec()
 
 
+def recover_unfinished(db_path: Path, parent=None) -> str | None:
+    """Offer to resume or close sessions a crash left open; returns the id to resume, if any."""
+    from ketmonitor.sessions import ABANDONED, end_session, unfinished_sessions
+    from ketmonitor.store import StoreWriter
+
+    from .recovery import RecoveryDialog
+
+    with StoreWriter(db_path) as writer:
+        unfinished = writer.run(unfinished_sessions)
+        if not unfinished:
+            return None
+        dlg = RecoveryDialog(unfinished, parent)
+        dlg.exec()
+        if dlg.decision is None:
+            return None
+        what, sid = dlg.decision
+        if what == "close":
+            writer.run(lambda db: end_session(db, sid, status=ABANDONED,
+                                              reason="closed after an interrupted run"))
+            return None
+        return sid
+
+
 def run_gui(args, db_path: Path) -> int:
-    """The clinical GUI. Until device setup and login land it opens the demo monitor."""
-    args.scenario = getattr(args, "scenario", "uneventful")
-    args.seed = getattr(args, "seed", 1)
-    args.protocol = getattr(args, "protocol", None)
-    args.minutes = args.speed = args.screenshot = None
-    return run_demo(args, db_path)
+    """The bedside application on this workstation's configured devices."""
+    from ketmonitor.clock import Clock
+    from ketmonitor.workstation import build_sources, load_choices, save_choices
+
+    from .device_setup import DeviceSetupDialog
+
+    app = make_app()
+    resume = recover_unfinished(db_path)
+    choices = load_choices()
+    if not choices:
+        dlg = DeviceSetupDialog()
+        if dlg.exec() != DeviceSetupDialog.Accepted:
+            return 0
+        choices = dlg.choices()
+        save_choices(choices)
+    clock = Clock()
+    runtime = MonitorRuntime(db_path, build_sources(choices, clock=clock), clock=clock,
+                             session_id=resume)
+    runtime.start()
+    window = MonitorWindow(runtime, title="ketmonitor")
+    window.closing.connect(lambda: runtime.stop())
+    window.resize(1600, 900)
+    window.show()
+    window.start()
+    return app.exec()
