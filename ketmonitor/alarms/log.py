@@ -106,6 +106,8 @@ def _duration(seconds: float) -> str:
 def summarise_alarms(db, session_id: str) -> list[str]:
     """One line per alarm for the demo summary and the session record."""
     lines = []
+    row = db.conn.execute("SELECT mono_anchor FROM sessions WHERE id=?", (session_id,)).fetchone()
+    anchor = row[0] if row else None
     for r in alarm_log(db, session_id):
         what = r["label"] or r["condition"]
         if r["kind"] == "limit" and r["trigger_value"] is not None:
@@ -122,7 +124,8 @@ def summarise_alarms(db, session_id: str) -> list[str]:
         acks = [a for a in r["actions"] if a["action"] in ("acknowledged", "cleared")]
         if acks:
             lasted += f", acknowledged by {acks[0]['user_id'] or 'unknown user'}"
-        lines.append(f"{r['start_utc']}  {r['priority'].upper():6}  {what}  {lasted}")
+        at = f"  +{_duration(r['start_mono'] - anchor)}" if anchor is not None else ""
+        lines.append(f"{r['start_utc']}{at}  {r['priority'].upper():6}  {what}  {lasted}")
     return lines
 
 
