@@ -33,6 +33,8 @@ def test_an_untouched_database_verifies_and_the_check_is_audited(world):
     "DELETE FROM events WHERE session_id = 's1'",
     "UPDATE device_status SET connected = 0 WHERE session_id = 's1'",
     "DELETE FROM device_status WHERE session_id = 's1'",
+    "UPDATE alarm_log SET trigger_value = 95 WHERE session_id = 's1'",
+    "DELETE FROM alarm_log WHERE session_id = 's1'",
     "UPDATE sessions SET ended_utc = '2026-01-02T00:00:00.000Z' WHERE id = 's1'",
     "UPDATE sessions SET patient_id = 'p2' WHERE id = 's1'",
     "DELETE FROM sessions WHERE id = 's1'",
@@ -51,6 +53,7 @@ def test_triggers_refuse_changes_to_a_signed_session(world, sql):
 
 def test_unsealed_sessions_and_workflow_status_stay_writable(world):
     make_session(world.db, "s2", seconds=2)
+    world.db.conn.execute("UPDATE alarm_log SET end_utc = NULL WHERE session_id = 's2'")
     world.db.conn.execute("UPDATE numerics SET value = 90 WHERE session_id = 's2'")
     world.db.conn.execute("DELETE FROM waveform_chunks WHERE session_id = 's2'")
     world.db.conn.execute("UPDATE sessions SET status = 'cosigned', last_seen_utc = 'now'"

@@ -62,7 +62,12 @@ def test_record_holds_the_session_and_commits_to_every_chunk(world):
         cid: hashlib.sha256(blob).hexdigest() for cid, blob in blobs.items()}
     assert len(tables["doses"]["rows"]) == 1 and len(tables["scale_entries"]["rows"]) == 1
     assert "items" in tables["scale_entries"]["columns"]
-    assert {"events", "device_status", "alarm_log", "amendments"} <= set(tables)
+    assert {"events", "device_status", "alarm_actions"} <= set(tables)
+    log = tables["alarm_log"]
+    assert [dict(zip(log["columns"], r))["condition"] for r in log["rows"]] == ["spo2_low"]
+    amendments = tables["amendments"]
+    assert [dict(zip(amendments["columns"], r))["reason"] for r in amendments["rows"]] == [
+        "typo in lot number"]
     seq, head = world.db.conn.execute(
         "SELECT seq, hash FROM audit_log WHERE action = 'session.ended'").fetchone()
     assert rec["audit_head"] == {"seq": seq, "hash": head}

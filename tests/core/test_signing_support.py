@@ -56,6 +56,15 @@ def make_session(db, session_id="s1", *, seconds=20, t0=T0, end=True) -> str:
                  " t_mono, t_wall, t_utc, user_id) VALUES (?, 'cadss6', '1', ?, 3, 1, 2, ?, ?,"
                  " 'nurse1')", (session_id, json.dumps({"1": 1, "2": 2}), t0 + 2,
                                 "2026-01-01T00:00:02.000Z"))
+    conn.execute("INSERT INTO alarm_log (session_id, alarm_id, condition, kind, priority, metric,"
+                 " direction, limit_value, trigger_value, start_mono, start_wall, start_utc, end_mono,"
+                 " end_wall, end_utc) VALUES (?, 'a1', 'spo2_low', 'limit', 'high', 'spo2', 'low', 90,"
+                 " 88, 8, ?, '2026-01-01T00:00:08.000Z', 12, ?, '2026-01-01T00:00:12.000Z')",
+                 (session_id, t0 + 8, t0 + 12))
+    conn.execute("INSERT INTO amendments (session_id, target_table, target_id, reason, changes,"
+                 " t_mono, t_wall, t_utc, user_id) VALUES (?, 'doses', '1', 'typo in lot number',"
+                 " '{\"lot_number\": \"B12\"}', 9, ?, '2026-01-01T00:00:09.000Z', 'nurse1')",
+                 (session_id, t0 + 9))
     if end:
         db.conn.execute("BEGIN IMMEDIATE")
         end_session(db, session_id, user_id="nurse1", t_wall=t0 + seconds)
