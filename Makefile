@@ -27,8 +27,10 @@ demo: deb-deps $(STAMP)
 	$(VENV)/bin/ketmonitor demo
 
 test: deb-deps $(STAMP)
+	@echo "== core tests with Qt, pyqtgraph and pyserial made unimportable (an auditor's machine)"
+	KETMONITOR_BLOCK_QT=1 $(PY) -m pytest tests/core -q -p no:pytest-qt -W ignore::pytest.PytestConfigWarning
+	@echo "== the whole suite"
 	$(QT_ENV) $(PY) -m pytest
-	$(QT_ENV) $(PY) -m importlinter.cli lint-imports --no-cache 2>/dev/null || $(VENV)/bin/lint-imports
 
 bench: deb-deps $(STAMP)
 	$(QT_ENV) $(PY) -m benchmarks

@@ -1,8 +1,7 @@
 import pytest
 
-from ketmonitor.clock import ManualClock
 from ketmonitor.errors import ConfigError
-from ketmonitor.workstation import DeviceChoice, build_sources, load_choices, save_choices
+from ketmonitor.workstation import DeviceChoice, load_choices, save_choices
 
 
 def test_choices_are_remembered_per_workstation(tmp_path):
@@ -22,10 +21,3 @@ def test_bad_choices_and_files_are_rejected_clearly(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not a valid workstation file"):
         load_choices(bad)
-
-
-def test_sources_are_built_by_name():
-    sources = build_sources([DeviceChoice("oximeter", "nonin7", "/dev/ttyUSB9"),
-                             DeviceChoice("nibp", "none")], clock=ManualClock())
-    assert [type(s).__name__ for s in sources] == ["NoninSource"]
-    assert sources[0].source_id == "oximeter"
