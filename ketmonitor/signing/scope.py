@@ -16,8 +16,18 @@ from dataclasses import dataclass
 
 # Tables that are never part of a session record: the record machinery itself, the audit trail
 # (the record commits to its head instead), keys and settings.
-EXCLUDED_TABLES = frozenset({"sessions", "audit_log", "signing_keys", "session_records",
-                             "record_signatures", "settings", "_ketmonitor_migrations"})
+EXCLUDED_TABLES = {"sessions", "audit_log", "signing_keys", "session_records", "record_signatures",
+                   "settings"}
+
+
+def exclude_from_record(*tables: str) -> None:
+    """Keep tables out of every session record and out of the sealing triggers: for tables that
+    legitimately gain rows about a session after it is signed (an export log, a view log).
+
+    Call it at import time of the migration module that creates the table, so every process that
+    opens a database (which loads all migrations) builds records the same way.
+    """
+    EXCLUDED_TABLES.update(tables)
 # Session columns that change after sealing as part of the normal workflow.
 MUTABLE_SESSION_COLUMNS = frozenset({"status", "state", "last_seen_utc"})
 # BLOB columns committed to through a digest column that the record carries instead.

@@ -193,3 +193,21 @@ def test_every_failure_is_listed(world):
     assert {"AuditChainError", "RowMismatchError", "ChunkDigestError"} <= kinds
     assert world.db.conn.execute("SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1"
                                  ).fetchone() == ("verify.db",)
+
+
+def test_tables_that_log_after_signing_can_be_kept_out_of_the_record(world, monkeypatch):
+    from ketmonitor.signing import scope, seal_session
+    from tests.core.test_signing_support import NURSE_PW
+
+    monkeypatch.setattr(scope, "EXCLUDED_TABLES", set(scope.EXCLUDED_TABLES))
+    for table in ("export_log", "review_notes"):
+        world.db.conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, session_id TEXT"
+                              " REFERENCES sessions(id), what TEXT)")
+    scope.exclude_from_record("export_log")
+    make_session(world.db, "s2", seconds=2)
+    seal_session(world.db, "s2", "nurse1", NURSE_PW)
+    world.db.conn.execute("INSERT INTO export_log (session_id, what) VALUES ('s2', 'pdf')")
+    verify_db(world.db, "s2")
+    world.db.conn.execute("INSERT INTO review_notes (session_id, what) VALUES ('s2', 'late')")
+    with pytest.raises(RowMismatchError, match="review_notes row .* not in the signed record"):
+        verify_db(world.db, "s2")
