@@ -261,20 +261,21 @@ class Emulator:
                     self.units_written += len(chunks)
                     self._write(data)
             wait = max(0.0, min((next_t - self.sim_time()) / self.speed, 0.05))
-            try:
-                ready, _, _ = select.select([fd], [], [], wait)
-            except (OSError, ValueError):  # unplugged under us
-                continue
-            if ready:
+            # the lock keeps unplug() from closing the fd (and its number being reused by some
+            # other file) between the select and the read
+            with self._lock:
+                if self._master != fd:
+                    continue
                 try:
-                    data = os.read(fd, 4096)
+                    ready, _, _ = select.select([fd], [], [], wait)
+                    data = os.read(fd, 4096) if ready else b""
                 except (BlockingIOError, InterruptedError):
                     continue
-                except OSError:
+                except (OSError, ValueError):
                     continue
-                if data:
-                    self.commands_received += data
-                    try:
-                        self.handle_input(data)
-                    except Exception:  # noqa: BLE001
-                        log.exception("%s emulator failed to handle %r", self.protocol, data)
+            if data:
+                self.commands_received += data
+                try:
+                    self.handle_input(data)
+                except Exception:  # noqa: BLE001
+                    log.exception("%s emulator failed to handle %r", self.protocol, data)
