@@ -351,12 +351,7 @@ def _check_stored(db, rid, session_id, kind, amends_id, amends_hash, v, failures
                 record_id=rid))
 
 
-def verify_db(db, session_id: str | None = None, *, audit: bool = True,
-              user_id: str | None = None) -> DbVerification:
-    """Verify the audit chain and every signed record (of one session, or all) against the database.
-
-    The outcome is appended to the audit trail when the database is writable and ``audit`` is set.
-    """
+def _check_db(db, session_id):
     failures: list[VerificationError] = []
     try:
         chain = verify_chain(db)
@@ -389,9 +384,27 @@ def verify_db(db, session_id: str | None = None, *, audit: bool = True,
             r, c = _check_tables(db.conn, rid, sid, v.record, failures)
             n_rows, n_chunks = n_rows + r, n_chunks + c
         _check_audit_links(db, rid, v.record, v, failures)
+    return failures, results, n_rows, n_chunks, audit_rows, head, len(rows)
+
+
+def verify_db(db, session_id: str | None = None, *, audit: bool = True,
+              user_id: str | None = None) -> DbVerification:
+    """Verify the audit chain and every signed record (of one session, or all) against the database.
+
+    The outcome is appended to the audit trail when the database is writable and ``audit`` is set.
+    """
+    conn = db.conn
+    snapshot = not conn.in_transaction
+    if snapshot:  # one consistent read of the whole database while the app may be writing
+        conn.execute("BEGIN")
+    try:
+        failures, results, n_rows, n_chunks, audit_rows, head, n_records = _check_db(db, session_id)
+    finally:
+        if snapshot and conn.in_transaction:
+            conn.execute("COMMIT")
     if audit:
         record_verification(db, "verify.db", user_id=user_id, session_id=session_id,
-                            detail={"records": len(rows), "ok": not failures,
+                            detail={"records": n_records, "ok": not failures,
                                     "failures": [str(f) for f in failures[:20]]})
     _raise(failures)
     return DbVerification(tuple(results), audit_rows, head, n_chunks, n_rows)

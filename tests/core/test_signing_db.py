@@ -211,3 +211,16 @@ def test_tables_that_log_after_signing_can_be_kept_out_of_the_record(world, monk
     world.db.conn.execute("INSERT INTO review_notes (session_id, what) VALUES ('s2', 'late')")
     with pytest.raises(RowMismatchError, match="review_notes row .* not in the signed record"):
         verify_db(world.db, "s2")
+
+
+def test_a_read_only_copy_verifies_without_writing(world):
+    from ketmonitor.store import open_db
+
+    before = world.db.conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    reader = open_db(world.path, readonly=True)
+    try:
+        report = verify_db(reader, world.session_id)
+    finally:
+        reader.conn.close()
+    assert report.records[0].record_id == world.record_id
+    assert world.db.conn.execute("SELECT count(*) FROM audit_log").fetchone() == before
