@@ -265,3 +265,41 @@ def test_sealing_needs_an_ended_session_and_happens_once(world):
         seal_session(world.db, "open1", "nurse1", NURSE_PW)
     with pytest.raises(WorkflowError, match="already signed"):
         seal_session(world.db, world.session_id, "nurse1", NURSE_PW)
+
+
+def test_the_record_is_built_deterministically(world):
+    from ketmonitor.signing.record import build_session_record
+
+    a = build_session_record(world.db, "s1", record_id="r", created_utc="t")
+    b = build_session_record(world.db, "s1", record_id="r", created_utc="t")
+    assert rfc8785.dumps(a) == rfc8785.dumps(b)
+
+
+def test_any_single_bit_flip_in_a_record_file_is_refused(tmp_path):
+    """Property: wherever one bit of the file changes, verification raises a VerificationError
+    (never passes, never fails with anything else)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ketmonitor.errors import VerificationError
+    from tests.core.test_signing_support import enrol_staff
+
+    db = open_db(tmp_path / "h.db")
+    enrol_staff(db)
+    make_session(db, "s1", seconds=1)
+    rec = seal_session(db, "s1", "nurse1", NURSE_PW)
+    cosign(db, rec.record_id, "doc1", DOCTOR_PW, "approval")
+    data = record_bytes(db, rec.record_id)
+    keyring = Keyring.from_db(db)
+    db.conn.close()
+    assert verify_record(data, keyring)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, len(data) - 1), st.integers(0, 7))
+    def flip(pos, bit):
+        tampered = bytearray(data)
+        tampered[pos] ^= 1 << bit
+        with pytest.raises(VerificationError):
+            verify_record(bytes(tampered), keyring)
+
+    flip()
