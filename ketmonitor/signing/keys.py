@@ -12,6 +12,7 @@ through it and never touches the UI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -39,8 +40,6 @@ _RAW = serialization.Encoding.Raw
 
 def jwk_thumbprint(public_raw: bytes) -> str:
     """RFC 7638 thumbprint of the OKP public JWK: the key id (``kid``)."""
-    import hashlib
-
     members = ('{"crv":"Ed25519","kty":"OKP","x":"' + b64url_encode(public_raw) + '"}').encode()
     return b64url_encode(hashlib.sha256(members).digest())
 

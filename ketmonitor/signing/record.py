@@ -70,17 +70,16 @@ def session_row(conn: sqlite3.Connection, session_id: str) -> dict:
 
 
 def _row_by_id(conn, table: str, key) -> dict | None:
-    if key is None:
-        return None
-    cols = [c for c, _t, _pk in table_columns(conn, table)]
-    if not cols:
+    """The row of ``table`` whose id (or code, or name) is ``key``, without secret columns."""
+    cols = [c for c, _t, _pk in table_columns(conn, table) if not _SECRET.search(c)]
+    if key is None or not cols:
         return None
     for id_col in ("id", "code", "name"):
         if id_col in cols:
-            row = conn.execute(f"SELECT * FROM {_q(table)} WHERE {_q(id_col)} = ?", (key,)).fetchone()
+            row = conn.execute(f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(table)}"
+                               f" WHERE {_q(id_col)} = ?", (key,)).fetchone()
             if row is not None:
-                names = [d[0] for d in conn.execute(f"SELECT * FROM {_q(table)} LIMIT 0").description]
-                return {c: json_value(v) for c, v in zip(names, row) if not _SECRET.search(c)}
+                return {c: json_value(v) for c, v in zip(cols, row)}
     return None
 
 
