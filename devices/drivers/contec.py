@@ -1,14 +1,14 @@
 """Contec pulse oximeters on their USB cable (CP210x bridge).
 
 ``ContecSource`` ("contec") speaks protocol V7.0 at 115200 8N1: it sends start real-time and asks
-the device id when the port opens, sends the keep-alive every 5 s (the device stops streaming without
-it), and sends start again when the stream has stopped. ``ContecLegacySource`` ("contec-legacy") reads
-the older 5-byte stream at 19200 baud, odd parity, which needs no command.
+the device id when the port opens, sends the keep-alive every 5 s (the device stops streaming
+without it), and sends start again when the stream has stopped. ``ContecLegacySource``
+("contec-legacy") reads the older 5-byte stream at 19200 baud, odd parity, which needs no command.
 
-Both devices send 60 packets a second. The pleth goes on at 60 Hz in waveform chunks; SpO2, pulse rate
-and PI go on once a second (the latest packet's values), as the device's own display updates, so
-the store holds one row per second per value rather than sixty. Conditions (finger out, searching)
-are taken from every packet.
+Both devices send 60 packets a second. The pleth goes on at 60 Hz in waveform chunks; SpO2, pulse
+rate and PI go on once a second (the latest packet's values), as the device's own display updates,
+so the store holds one row per second per value rather than sixty. Conditions (finger out,
+searching) are taken from every packet.
 """
 
 from __future__ import annotations

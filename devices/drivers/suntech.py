@@ -1,10 +1,11 @@
 """SunTech Advantage OEM NIBP module on a serial port, 9600 8N1 ("suntech").
 
 A measurement (device-protocols.md section 4): send start -> the module answers 'O' -> poll the cuff
-pressure every ``poll_interval`` (0.25 s) while it inflates and deflates -> 'K' -> ask for the BP data
--> result or error code. If 'K' is lost on the line, the cuff back near 0 mmHg for ``lost_k_after``
-seconds after inflating makes the driver ask for the result anyway. Measurements start on demand (``request_nibp()``, from the UI) and, when the
-``interval_s`` option is set, automatically every ``interval_s`` seconds (``set_interval`` changes it).
+pressure every ``poll_interval`` (0.25 s) while it inflates and deflates -> 'K' -> ask for the BP
+data -> result or error code. If 'K' is lost on the line, the cuff back near 0 mmHg for
+``lost_k_after`` seconds after inflating makes the driver ask for the result anyway. Measurements
+start on demand (``request_nibp()``, from the UI) and, when the ``interval_s`` option is set,
+automatically every ``interval_s`` seconds (``set_interval`` changes it).
 
 What goes on:
 - ``cuff_pressure`` Numerics while measuring, flagged NIBP_BUSY; the device status carries NIBP_BUSY
@@ -12,8 +13,8 @@ What goes on:
 - The result as ``nibp_systolic``/``nibp_diastolic``/``nibp_mean``/``nibp_pulse_rate`` Numerics with
   one timestamp, or a ``nibp_error`` Numeric (value = the module's error code, flag NIBP_FAILED,
   detail = the code's meaning). A failure also raises NIBP_FAILED on the device status (a technical
-  condition) until the next measurement starts; so do a rejected start, a module that does not answer
-  and a connection lost mid-measurement.
+  condition) until the next measurement starts; so do a rejected start, a module that does not
+  answer and a connection lost mid-measurement.
 - Between measurements the module is silent, so the driver polls the cuff pressure every
   ``idle_poll`` s as a heartbeat (those readings are not sent on): a dead module or cable raises
   NO_DATA after two of them.
@@ -87,7 +88,8 @@ class SuntechSource(SerialSource):
     def set_interval(self, seconds: float | None) -> None:
         """Automatic measurements every ``seconds`` from now on; None or 0 turns them off."""
         self.interval_s = float(seconds) if seconds else None
-        self._next_auto = None if self.interval_s is None else self.clock.monotonic() + self.interval_s
+        self._next_auto = (None if self.interval_s is None
+                           else self.clock.monotonic() + self.interval_s)
 
     @property
     def measuring(self) -> bool:

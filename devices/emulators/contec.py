@@ -1,5 +1,5 @@
 """Contec oximeters on a pseudo-terminal: protocol V7.0 (``ContecEmulator``) and the legacy stream
-(``ContecLegacyEmulator``), 60 packets a second, byte for byte as devices.parsers.contec reads them.
+(``ContecLegacyEmulator``), 60 packets a second, byte for byte as their parsers read them.
 
 V7.0 behaviour:
 - Silent after plug-in until the host sends start real-time (0xA1); 0xA2 stops the stream.
@@ -7,9 +7,9 @@ V7.0 behaviour:
   (default 6.0 s: the device wants one every 5 s, and one second of grace covers a host's scheduling
   jitter). Any valid command counts, as it proves the host is there. The timeout runs on real time,
   not the patient model's, because the host's keep-alive does.
-- 0xA8 -> model string (type 0x02), 0xA9 -> vendor string (0x03), 0xAA -> device id (0x04),
-  0xAC -> PI support (0x0E), 0xB0 -> storage identifiers (0x15), 0xAF -> nothing (keep-alive);
-  any other command -> command feedback (0x0B) with reason 0x05.
+- 0xA8 -> model string (type 0x02), 0xA9 -> vendor string (0x03), 0xAA -> device id (0x04), 0xAC ->
+  PI support (0x0E), 0xB0 -> storage identifiers (0x15), 0xAF -> nothing (keep-alive); any other
+  command -> command feedback (0x0B) with reason 0x05.
 
 The legacy stream needs no command: it streams from plug-in.
 """

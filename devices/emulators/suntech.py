@@ -2,17 +2,17 @@
 
 State machine (times are simulated seconds, so ``speed`` shortens a measurement):
 - idle: start (adult, pediatric, neonate) -> 'O'; the cuff inflates to the initial inflate pressure
-  (``3A 17``, default systolic + 30) over the first quarter of the measurement, then deflates.
-  A measurement takes ``PatientModel.nibp_duration`` (25-45 s).
+  (``3A 17``, default systolic + 30) over the first quarter of the measurement, then deflates. A
+  measurement takes ``PatientModel.nibp_duration`` (25-45 s).
 - measuring: cuff pressure requests -> ``3E 05`` with the current pressure; start -> 'B'; BP data
   request -> 'B'; abort -> 'A' (the result becomes error 86, stopped by user).
 - at the end the module sends 'K' by itself; the BP data then holds systolic, diastolic, mean and
   pulse rate from the patient model at that moment, or the injected error code.
-- reset -> 'R' (forgets the result); unknown command -> 'D'; a frame with a bad checksum or an initial
-  inflate pressure outside 100..280 mmHg -> 'N'.
+- reset -> 'R' (forgets the result); unknown command -> 'D'; a frame with a bad checksum or an
+  initial inflate pressure outside 100..280 mmHg -> 'N'.
 
-Errors are injected with ``inject_error(code)`` (the next measurement fails with ``code``) or at random
-with ``failure_rate``. In the patient's device-disconnect episode the module answers nothing.
+Errors are injected with ``inject_error(code)`` (the next measurement fails with ``code``) or at
+random with ``failure_rate``. In the patient's device-disconnect episode the module answers nothing.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 Wire format (device-protocols.md section 3a), 115200 8N1:
 
 - A packet is a type byte with bit 7 clear, a "high byte" with bit 7 set whose bits 0..6 carry bit 7
-  of each following data byte, then the data bytes sent with bit 7 forced to 1. There is no checksum;
-  the type fixes the length. Every byte but the type byte has bit 7 set, so the parser resynchronises
-  at the next byte with bit 7 clear and skips packet types it does not know.
+  of each following data byte, then the data bytes sent with bit 7 forced to 1. There is no
+  checksum; the type fixes the length. Every byte but the type byte has bit 7 set, so the parser
+  resynchronises at the next byte with bit 7 clear and skips packet types it does not know.
 - A known packet cut short by a byte with bit 7 clear is a bad frame; its bytes are dropped and the
   parser restarts at that byte.
-- A real-time packet whose SpO2 or PI is outside its physical range (and not the "missing" code) is a
-  bad frame: it is counted and dropped, never turned into a value.
+- A real-time packet whose SpO2 or PI is outside its physical range (and not the "missing" code) is
+  a bad frame: it is counted and dropped, never turned into a value.
 
 Two lengths are not in the reference: the model and vendor strings (types 0x02 and 0x03, answers to
 0xA8/0xA9). They are read as 9-byte packets carrying 7 characters, like the device id (type 0x04) —
@@ -28,7 +28,7 @@ from .base import Frame, Measurement, Parser
 BAUD = 115200
 
 
-# -- packet coding ------------------------------------------------------------------------------------
+# -- packet coding ---------------------------------------------------------------------------------
 def encode_packet(ptype: int, data: bytes | list[int]) -> bytes:
     """Build a packet from its data bytes: type, high byte, data with bit 7 forced to 1."""
     if ptype & 0x80:

@@ -1,13 +1,14 @@
 """Contec legacy real-time stream (older CMS50D+/CMS50E firmware), device-protocols.md section 3b.
 
-19200 baud, odd parity on USB-cable units (some use none); 5-byte packets, 60 per second, sent with no
-start command. Byte 1 has bit 7 set, bytes 2..5 have it clear, which is how the parser synchronises:
-a packet cut short by the next bit-7-set byte is a bad frame and the parser restarts at that byte.
+19200 baud, odd parity on USB-cable units (some use none); 5-byte packets, 60 per second, sent with
+no start command. Byte 1 has bit 7 set, bytes 2..5 have it clear, which is how the parser
+synchronises: a packet cut short by the next bit-7-set byte is a bad frame and the parser restarts
+at that byte.
 
-The reference gives no missing-data codes for this stream. The parser reads pulse 255 and SpO2 127 as
-missing (the codes the V7.0 protocol uses; the legacy field widths allow nothing else as a sentinel),
-SpO2 101..126 as out of range (bad frame), and — because a device with its probe off has measured
-nothing — a pulse or SpO2 of 0 sent with the probe-error bit as missing too.
+The reference gives no missing-data codes for this stream. The parser reads pulse 255 and SpO2 127
+as missing (the codes the V7.0 protocol uses; the legacy field widths allow nothing else as a
+sentinel), SpO2 101..126 as out of range (bad frame), and — because a device with its probe off has
+measured nothing — a pulse or SpO2 of 0 sent with the probe-error bit as missing too.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """SunTech Advantage OEM NIBP module, binary protocol (device-protocols.md section 4), 9600 8N1.
 
-Host -> module frames are ``3A <command bytes> <cs>``; module -> host frames are
-``3E <LEN> <data> <cs>`` with LEN counting every byte of the frame. In both directions all bytes of a
-frame sum to 0 mod 256. A frame whose sum is not 0 is counted as bad and dropped; the parser then looks
-for the next 0x3E after the bad frame's first byte, so one corrupted byte costs one frame.
+Host -> module frames are ``3A <command bytes> <cs>``; module -> host frames are ``3E <LEN> <data>
+<cs>`` with LEN counting every byte of the frame. In both directions all bytes of a frame sum to 0
+mod 256. A frame whose sum is not 0 is counted as bad and dropped; the parser then looks for the
+next 0x3E after the bad frame's first byte, so one corrupted byte costs one frame.
 
-``SuntechParser`` reads the module's replies (status, cuff pressure, BP data); ``SuntechCommandParser``
-reads host commands (the emulator's side). Error codes are DECIMAL (85 is 0x55, not 0x85).
+``SuntechParser`` reads the module's replies (status, cuff pressure, BP data);
+``SuntechCommandParser`` reads host commands (the emulator's side). Error codes are DECIMAL (85 is
+0x55, not 0x85).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _frame(start: int, body) -> bytes:
     return head + bytes((checksum(head),))
 
 
-# -- host commands -----------------------------------------------------------------------------------
+# -- host commands ---------------------------------------------------------------------------------
 def command_frame(*body: int) -> bytes:
     return _frame(HOST_START, body)
 
@@ -140,7 +141,7 @@ class SuntechCommandParser(Parser):
         return SuntechCommand("unknown", body)  # pragma: no cover - COMMAND_LENGTHS covers all
 
 
-# -- module replies ----------------------------------------------------------------------------------
+# -- module replies --------------------------------------------------------------------------------
 STATUS_MEANINGS = {
     "O": "command received",
     "K": "measurement complete",

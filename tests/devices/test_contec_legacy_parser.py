@@ -18,8 +18,8 @@ def test_bytes_by_hand():
     # byte 1: 1 | beep | dropping | too long | signal 7 ; byte 3: pulse bit 7 set, bar 9
     pkt = bytes((0x80 | 0x40 | 0x20 | 0x07, 0x55, 0x40 | 0x09, 0x48, 0x60))
     [f] = ContecLegacyParser().feed(pkt)
-    assert (f.signal_strength, f.pulse_beep, f.spo2_dropping, f.searching_too_long) == (7, True,
-                                                                                         True, False)
+    assert (f.signal_strength, f.pulse_beep, f.spo2_dropping) == (7, True, True)
+    assert not f.searching_too_long
     assert (f.pleth, f.bar_graph, f.probe_error, f.searching) == (0x55, 9, False, False)
     assert f.pulse_rate == 0x80 | 0x48 == 200  # pulse rate bit 7 rides in byte 3 bit 6
     assert f.spo2 == 96

@@ -1,4 +1,4 @@
-"""Contec emulators and drivers over real pseudo-terminals: emulator -> driver -> dispatcher -> store."""
+"""Contec emulators and drivers over real pseudo-terminals, emulator -> driver -> store."""
 
 from __future__ import annotations
 
