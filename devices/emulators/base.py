@@ -99,6 +99,9 @@ class Emulator:
         if self.link is None:
             self._tmpdir = tempfile.mkdtemp(prefix="ketmonitor-emu-")
             self.link = Path(self._tmpdir) / f"tty{self.protocol or 'EMU'}"
+        elif self.link.exists() and not self.link.is_symlink():
+            # never replace a real file or device node (say, --link /dev/ttyUSB0)
+            raise ValueError(f"{self.link} exists and is not a symlink; choose another --link")
         self._real0 = time.monotonic()
         self._plug()
         self._stop.clear()

@@ -74,8 +74,11 @@ def run(args, stop: threading.Event | None = None) -> int:
     try:
         try:
             emulator.start()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         except OSError as exc:
-            raise ConfigError(f"cannot open a pseudo-terminal: {exc}") from exc
+            raise ConfigError(f"cannot open a pseudo-terminal at {args.link or 'a temporary path'}:"
+                              f" {exc.strerror or exc}") from exc
         print(emulator.path, flush=True)
         print(f"emulating {args.device} on {emulator.pts} (scenario {args.scenario}, seed "
               f"{args.seed}); Ctrl-C stops", file=sys.stderr, flush=True)

@@ -199,3 +199,11 @@ def test_list_ports_returns_plain_dataclasses():
     assert all(isinstance(p, PortInfo) and p.device for p in ports)
     info = PortInfo("/dev/ttyUSB0", "CP2102 USB to UART", vid=0x10C4, pid=0xEA60)
     assert info.usb and info.label == "/dev/ttyUSB0 — CP2102 USB to UART"
+
+
+def test_emulate_never_replaces_a_real_file(tmp_path, capsys):
+    target = tmp_path / "ttyUSB0"
+    target.write_text("not a port")
+    rc = main(["emulate", "--device", "nonin2", "--link", str(target)])
+    assert rc == 2 and "not a symlink" in capsys.readouterr().err
+    assert target.read_text() == "not a port"
