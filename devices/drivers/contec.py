@@ -1,9 +1,10 @@
 """Contec pulse oximeters on their USB cable (CP210x bridge).
 
 ``ContecSource`` ("contec") speaks protocol V7.0 at 115200 8N1: it sends start real-time and asks
-the device id when the port opens, sends the keep-alive every 5 s (the device stops streaming
-without it), and sends start again when the stream has stopped. ``ContecLegacySource``
-("contec-legacy") reads the older 5-byte stream at 19200 baud, odd parity, which needs no command.
+the device id, model and vendor when the port opens, sends the keep-alive every 5 s (the device
+stops streaming without it), and sends start again when the stream has stopped.
+``ContecLegacySource`` ("contec-legacy") reads the older 5-byte stream at 19200 baud, odd parity,
+which needs no command.
 
 Both devices send 60 packets a second. The pleth goes on at 60 Hz in waveform chunks; SpO2, pulse
 rate and PI go on once a second (the latest packet's values), as the device's own display updates,
@@ -19,8 +20,9 @@ from typing import Any, ClassVar
 import serial
 
 from devices.parsers.base import Frame, Measurement
-from devices.parsers.contec import (CMD_DEVICE_ID, KEEP_ALIVE, START_REALTIME, ContecFeedback,
-                                    ContecParser, ContecText, command)
+from devices.parsers.contec import (CMD_DEVICE_ID, CMD_MODEL, CMD_VENDOR, KEEP_ALIVE,
+                                    START_REALTIME, ContecFeedback, ContecParser, ContecText,
+                                    command)
 from devices.parsers.contec_legacy import ContecLegacyParser
 from devices.serial_source import SerialSource
 
@@ -89,7 +91,8 @@ class ContecSource(_ContecBase):
 
     def on_open(self, now: float) -> None:
         self._start()
-        self.write(command(CMD_DEVICE_ID))
+        for cmd in (CMD_DEVICE_ID, CMD_MODEL, CMD_VENDOR):  # for the setup screen and the log
+            self.write(command(cmd))
 
     def periodic(self, now: float) -> None:
         if self.write(KEEP_ALIVE):

@@ -69,8 +69,9 @@ def test_v7_end_to_end_into_the_store(db_path):
     emu = ContecEmulator(seed=3)
     seen, rows, src = _run_into_store(db_path, emu, lambda p: ContecSource("contec-1", port=p),
                                       lambda s: len(s.numerics("spo2")) >= 3)
-    assert emu.commands[:2] == [proto.CMD_START_REALTIME, proto.CMD_DEVICE_ID]
-    assert src.device_info == {"device id": DEVICE_ID}
+    assert emu.commands[:4] == [proto.CMD_START_REALTIME, proto.CMD_DEVICE_ID, proto.CMD_MODEL,
+                                proto.CMD_VENDOR]
+    assert src.device_info == {"device id": DEVICE_ID, "model": MODEL, "vendor": VENDOR}
     assert src.parser.bad_frames == 0 and src.parser.skipped_bytes == 0
     base = emu.patient.baseline
     by_metric = {}
