@@ -106,7 +106,6 @@ class ClinicSettings:
     pause_max_s: float = 120.0
     limit_roles: frozenset[str] = frozenset({"nurse", "physician", "admin"})
     setting_roles: frozenset[str] = frozenset({"admin"})
-    silence_s: float = 3.0  # a continuous source silent this long counts as no data (then its delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +131,7 @@ class AlarmConfig:
         for k in ("limit_roles", "setting_roles"):
             if k in raw:
                 raw[k] = frozenset(raw[k])
-        for k in ("pause_default_s", "pause_max_s", "silence_s"):
+        for k in ("pause_default_s", "pause_max_s"):
             if k in raw:
                 raw[k] = _number(f"settings.{k}", raw[k])
         settings = replace(settings, **raw)
@@ -166,7 +165,7 @@ class AlarmConfig:
         return {
             "settings": {"latching": s.latching, "pause_default_s": s.pause_default_s,
                          "pause_max_s": s.pause_max_s, "limit_roles": sorted(s.limit_roles),
-                         "setting_roles": sorted(s.setting_roles), "silence_s": s.silence_s},
+                         "setting_roles": sorted(s.setting_roles)},
             "conditions": {k: spec_dict(v) for k, v in self.specs.items()},
         }
 
@@ -224,3 +223,20 @@ def with_field(spec: ConditionSpec, name: str, value) -> ConditionSpec:
             raise ConfigError(f"{spec.key}: hysteresis must be 0-20, not {v:g}")
         return replace(spec, hysteresis=v)
     raise ConfigError(f"{spec.key}: unknown field {name!r}")
+
+
+def defaults_table(specs: dict[str, ConditionSpec] | None = None) -> str:
+    """The disclosed defaults as a Markdown table (docs/alarms.md carries it; a test compares)."""
+    rows = ["| condition | key | priority | limit | delay | hysteresis |",
+            "|---|---|---|---|---|---|"]
+    for s in (specs or DEFAULT_SPECS).values():
+        if s.kind == LIMIT:
+            unit = _metric(s.metric).unit.replace("mm[Hg]", "mmHg")
+            sign = "<" if s.direction == "low" else ">"
+            limit = f"{sign} {s.limit:g} {unit}"
+            delay = "each reading" if s.episodic else f"{s.delay_s:g} s"
+            hyst = f"{s.hysteresis:g} {unit}"
+        else:
+            limit, delay, hyst = "-", f"{s.delay_s:g} s", "-"
+        rows.append(f"| {s.label} | `{s.key}` | {s.priority.value} | {limit} | {delay} | {hyst} |")
+    return "\n".join(rows)

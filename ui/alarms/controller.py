@@ -26,7 +26,7 @@ class AlarmController(QObject):
     updated = Signal(object)  # AlarmSnapshot
 
     def __init__(self, engine: AlarmEngine, *, user: UserProvider | None = None,
-                 interval_ms: int = 100, parent=None):
+                 interval_ms: int = 50, parent=None):
         super().__init__(parent)
         self.engine = engine
         self.user = user or (lambda: (None, None))
