@@ -191,10 +191,11 @@ class Emulator:
     def _unplug(self) -> None:
         with self._lock:
             self._plugged.clear()
-            try:
-                self.link.unlink()
-            except FileNotFoundError:
-                pass
+            if self.link is not None and self.link.is_symlink():  # only ever our own link
+                try:
+                    self.link.unlink()
+                except FileNotFoundError:
+                    pass
             for fd in (self._master, self._slave):
                 if fd is not None:
                     try:
