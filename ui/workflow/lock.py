@@ -1,0 +1,114 @@
+"""Automatic lock after inactivity. It disables the workflow controls and the NIBP button only:
+tiles, waveform, trends and the alarm banner stay live and alarm sound continues. Unlocking takes a
+user id and password; another user unlocking is a recorded handover."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import (QApplication, QFormLayout, QFrame, QLabel, QLineEdit, QPushButton,
+                               QVBoxLayout, QWidget)
+
+from ketmonitor.errors import KetmonitorError
+from ketmonitor.users import Authenticator, InactivityLock
+
+from .. import theme
+from .common import ErrorLabel
+
+_ACTIVITY = (QEvent.KeyPress, QEvent.MouseButtonPress, QEvent.Wheel, QEvent.TouchBegin)
+
+
+class LockOverlay(QFrame):
+    """The unlock form shown in place of the controls while locked."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("lockOverlay")
+        self.setStyleSheet(f"QFrame#lockOverlay {{ background: #1a1f26; border: 2px solid "
+                           f"{theme.ALARM_COLOURS['low']}; border-radius: 6px; }}")
+        layout = QVBoxLayout(self)
+        self.title = QLabel("Controls locked - vitals and alarms stay live")
+        self.title.setStyleSheet(f"color: {theme.TEXT}; font-size: 16px; font-weight: bold;")
+        self.title.setWordWrap(True)
+        layout.addWidget(self.title)
+        form = QFormLayout()
+        self.user_id = QLineEdit()
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.Password)
+        form.addRow("User id", self.user_id)
+        form.addRow("Password", self.password)
+        layout.addLayout(form)
+        self.error = ErrorLabel()
+        layout.addWidget(self.error)
+        self.button = QPushButton("Unlock")
+        layout.addWidget(self.button)
+        self.hide()
+
+
+class LockController(QObject):
+    """Drives an InactivityLock from Qt input events (application-wide event filter) and a timer.
+
+    ``controls``: widgets disabled while locked. ``on_unlock(result)`` gets the ``Unlock``.
+    ``now``: the clock inactivity is measured on (real time by default: it is about people).
+    """
+
+    locked_changed = Signal(bool)
+
+    def __init__(self, auth: Authenticator, overlay: LockOverlay, controls: list[QWidget], *,
+                 user_id: str, timeout_s: float = 300.0, session_id: str | None = None,
+                 now: Callable[[], float] = time.monotonic,
+                 on_unlock: Callable | None = None, parent=None):
+        super().__init__(parent)
+        self.auth, self.overlay, self.controls = auth, overlay, controls
+        self.session_id, self.now, self.on_unlock = session_id, now, on_unlock
+        self.lock = InactivityLock(timeout_s, user_id=user_id, now=now(),
+                                   on_change=self._changed)
+        overlay.button.clicked.connect(self.try_unlock)
+        overlay.password.returnPressed.connect(self.try_unlock)
+        QApplication.instance().installEventFilter(self)
+        self.timer = QTimer(self)
+        self.timer.setInterval(500)
+        self.timer.timeout.connect(self.poll)
+        self.timer.start()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt name
+        if event.type() in _ACTIVITY and not self.lock.locked:
+            self.lock.touch(self.now())
+        return False
+
+    def poll(self) -> None:
+        self.lock.poll(self.now())
+
+    def lock_now(self) -> None:
+        self.lock.lock(self.now())
+
+    def _changed(self, locked: bool) -> None:
+        for w in self.controls:
+            w.setEnabled(not locked)
+        self.overlay.setVisible(locked)
+        if locked:
+            self.overlay.user_id.setText("")
+            self.overlay.password.clear()
+            self.overlay.error.clear_error()
+            self.overlay.user_id.setFocus()
+        self.locked_changed.emit(locked)
+
+    def try_unlock(self) -> None:
+        try:
+            result = self.auth.unlock_screen(self.lock, self.overlay.user_id.text().strip(),
+                                             self.overlay.password.text(),
+                                             session_id=self.session_id)
+        except KetmonitorError as exc:
+            self.overlay.error.show_error(str(exc))
+            self.overlay.password.clear()
+            return
+        if self.on_unlock:
+            self.on_unlock(result)
+
+    def close(self) -> None:
+        self.timer.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)

@@ -1,0 +1,96 @@
+"""Putting the workflow on the monitor window: first start, login, then the side panel, the task
+banner and the automatic lock, all on the running MonitorRuntime's session.
+
+    wui = WorkflowUi(window, runtime)
+    wui.begin()          # opens the first-start dialog if needed, then the login dialog
+    wui.ready.connect(...)  # after login: wui.workflow, wui.panel, wui.lock are set
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from ketmonitor.protocols import load_protocols
+from ketmonitor.samples import Numeric
+from ketmonitor.scales import load_scales
+from ketmonitor.users import Authenticator
+from ketmonitor.workflow import SessionWorkflow
+
+from .lock import LockController, LockOverlay
+from .login import FirstStartDialog, LoginDialog
+from .panel import WorkflowPanel
+
+
+class WorkflowUi(QObject):
+    ready = Signal(object)  # the logged-in User
+
+    def __init__(self, window, runtime, *, clinic_dir=None, lock_timeout_s: float = 300.0,
+                 hasher=None, lock_clock: Callable[[], float] = time.monotonic, parent=None):
+        super().__init__(parent or window)
+        self.window, self.runtime = window, runtime
+        self.clinic_dir = clinic_dir
+        self.lock_timeout_s, self.lock_clock = lock_timeout_s, lock_clock
+        self.auth = Authenticator(runtime.writer, hasher=hasher)
+        self.workflow: SessionWorkflow | None = None
+        self.panel: WorkflowPanel | None = None
+        self.lock: LockController | None = None
+        self.dialog = None
+        self._latest: dict[str, float] = {}
+        runtime.add_listener(self._remember)
+
+    def _remember(self, sample) -> None:  # any thread: plain dict assignment
+        if isinstance(sample, Numeric) and sample.value is not None:
+            self._latest[sample.metric] = sample.value
+
+    def latest(self) -> dict:
+        return dict(self._latest)
+
+    def user_provider(self) -> tuple[str | None, str | None]:
+        """For the alarm UI: who acknowledges or pauses."""
+        user = self.workflow.user if self.workflow else None
+        return (user.id, user.role) if user else (None, None)
+
+    # -- flow ----------------------------------------------------------------------------------
+    def begin(self) -> None:
+        if self.auth.needs_first_start():
+            self.dialog = FirstStartDialog(self.auth, self.window)
+            self.dialog.accepted.connect(self._login)
+            self.dialog.open()
+        else:
+            self._login()
+
+    def _login(self) -> None:
+        self.dialog = LoginDialog(self.auth, parent=self.window)
+        self.dialog.accepted.connect(lambda: self.start_session(self.dialog.user))
+        self.dialog.open()
+
+    def start_session(self, user) -> None:
+        rt = self.runtime
+        self.workflow = SessionWorkflow(rt.writer, rt.session_id, rt.clock, user=user,
+                                        scales=load_scales(self.clinic_dir and
+                                                           f"{self.clinic_dir}/scales"),
+                                        request_nibp=rt.request_nibp,
+                                        clinic_dir=self.clinic_dir and
+                                        f"{self.clinic_dir}/protocols")
+        rt.add_listener(self.workflow.on_sample)
+        protocols = load_protocols(self.clinic_dir and f"{self.clinic_dir}/protocols")
+        self.panel = WorkflowPanel(self.workflow, protocols, latest=self.latest)
+        overlay = LockOverlay()
+        self.window.side_layout.addWidget(overlay)
+        self.window.side_layout.addWidget(self.panel, 1)
+        self.window.banner_layout.addWidget(self.panel.banner)
+        self.lock = LockController(self.auth, overlay, [self.panel, self.window.nibp_button],
+                                   user_id=user.id, timeout_s=self.lock_timeout_s,
+                                   session_id=rt.session_id, now=self.lock_clock,
+                                   on_unlock=self._unlocked, parent=self)
+        self.window.closing.connect(self.lock.close)
+        self.window.activateWindow()  # the login dialog has closed: keyboard back to the monitor
+        self.ready.emit(user)
+
+    def _unlocked(self, result) -> None:
+        if result.handover and result.user is not None:
+            self.workflow.set_user(result.user, handover=True)
+        self.panel.mark_dirty()
