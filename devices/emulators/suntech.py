@@ -11,8 +11,9 @@ State machine (times are simulated seconds, so ``speed`` shortens a measurement)
 - reset -> 'R' (forgets the result); unknown command -> 'D'; a frame with a bad checksum or an
   initial inflate pressure outside 100..280 mmHg -> 'N'.
 
-Errors are injected with ``inject_error(code)`` (the next measurement fails with ``code``) or at
-random with ``failure_rate``. In the patient's device-disconnect episode the module answers nothing.
+Errors are injected with ``inject_error(code)`` (the next measurement fails with ``code``), with
+``error_code`` (every measurement fails with it: ``ketmonitor emulate --device suntech --set
+error_code=87``) or at random with ``failure_rate``. In the patient's device-disconnect episode the module answers nothing.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ class SuntechEmulator(Emulator):
     baudrate = proto.BAUD
     interval = 0.05  # state machine tick (simulated seconds)
 
-    def __init__(self, *args, failure_rate: float = 0.0, **kw):
+    def __init__(self, *args, failure_rate: float = 0.0, error_code: int | None = None, **kw):
         super().__init__(*args, **kw)
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError(f"failure_rate must be within 0..1, got {failure_rate}")
+        if error_code is not None and not 1 <= int(error_code) <= 255:
+            raise ValueError(f"error_code must be 1..255, got {error_code}")
         self.failure_rate = float(failure_rate)
+        self.error_code = None if error_code is None else int(error_code)
         self.parser = proto.SuntechCommandParser()
         self.state = "idle"
         self.initial_inflate: int | None = None
@@ -116,6 +122,8 @@ class SuntechEmulator(Emulator):
         self.state = "idle"
         if error is None and self._injected:
             error = self._injected.pop(0)
+        if error is None:
+            error = self.error_code
         if error is None and self.failure_rate and self.rng.random() < self.failure_rate:
             error = self.rng.choice(RANDOM_FAILURES)
         v = self.patient.vitals(t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 
@@ -279,3 +280,40 @@ def test_result_is_fetched_when_k_is_lost():
             src.stop()
     assert seen.numerics("nibp_systolic")[0].value == emu.results[-1][0]
     assert src.conditions == frozenset()
+
+
+
+def test_emulate_command_injects_an_error_code(tmp_path):
+    """``ketmonitor emulate --device suntech --set error_code=89``, driven by the real driver."""
+    from ketmonitor.commands import emulate
+
+    link = tmp_path / "ttyNIBP"
+    ap = argparse.ArgumentParser()
+    emulate.add_arguments(ap)
+    args = ap.parse_args(["--device", "suntech", "--speed", "200", "--link", str(link),
+                          "--set", "error_code=89"])
+    stop = threading.Event()
+    runner = threading.Thread(target=emulate.run, args=(args, stop), name="emulate-cli")
+    runner.start()
+    seen = Collector()
+    try:
+        wait_for(link.exists)
+        src = SuntechSource("cli-nibp", port=str(link))
+        src.start(seen)
+        try:
+            src.request_nibp()
+            wait_for(lambda: seen.numerics("nibp_error"), timeout=15)
+        finally:
+            src.stop()
+    finally:
+        stop.set()
+        runner.join(5)
+    [err] = seen.numerics("nibp_error")
+    assert (err.value, err.detail) == (89, "cuff over-pressure")
+
+
+def test_emulator_settings_are_checked():
+    with pytest.raises(ValueError, match="error_code"):
+        SuntechEmulator(error_code=300)
+    with pytest.raises(ValueError, match="failure_rate"):
+        SuntechEmulator(failure_rate=2)
