@@ -206,7 +206,7 @@ class SerialSource(ParsedSource):
         return serial.serial_for_url(self.port, baudrate=self.port_baudrate,
                                      parity=self.port_parity, bytesize=self.bytesize,
                                      stopbits=self.stopbits, timeout=self.read_timeout,
-                                     write_timeout=1.0)
+                                     write_timeout=1.0, exclusive=True)  # one reader per port
 
     def write(self, data: bytes) -> bool:
         """Send bytes to the device from any thread; False if the port is not open or failed."""

@@ -127,3 +127,17 @@ def test_live_line_noise_is_counted_and_values_stay_true(emulator, sources, coll
     for n in collector.numerics("pulse_rate"):
         assert n.value is None or abs(n.value - truth.pulse_rate) <= 8
     assert time.monotonic() > 0  # (the test waited on conditions only)
+
+
+def test_second_source_on_the_same_port_is_refused_not_split(emulator, sources, collector):
+    emu = emulator("masimo", speed=4.0)
+    first = sources(MasimoSource("a", port=emu.path))
+    first.start(collector)
+    wait_for(lambda: collector.numerics("spo2"), timeout=10)
+    second = sources(MasimoSource("b", port=emu.path))
+    second.start(collector)
+    refused = wait_for(lambda: collector.statuses("b"), timeout=5)[0]
+    assert not refused.connected and "lock" in refused.message.lower()
+    n = len(collector.numerics("spo2"))
+    wait_for(lambda: len(collector.numerics("spo2")) >= n + 2, timeout=10)
+    assert {s.source for s in collector.numerics()} == {"a"}
