@@ -80,6 +80,7 @@ class SuntechSource(SerialSource):
 
     # -- commands (any thread) ---------------------------------------------------------------
     def request_nibp(self) -> None:
+        """Start a measurement as soon as the module is idle (a request during one is dropped)."""
         self._want_start.set()
 
     def abort_nibp(self) -> None:
@@ -124,6 +125,8 @@ class SuntechSource(SerialSource):
             if self.state != IDLE:
                 self.write(ABORT)
                 self._sent_at = now
+        if self.state != IDLE and self._want_start.is_set():
+            self._want_start.clear()  # already measuring: a second press changes nothing
         if self.state == IDLE:
             auto = self._next_auto is not None and now >= self._next_auto
             if self._want_start.is_set() or auto:

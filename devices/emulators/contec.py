@@ -71,6 +71,8 @@ class ContecEmulator(Emulator):
 
     # -- host -> device --------------------------------------------------------------------------
     def handle_input(self, data: bytes) -> None:
+        if self.device_silent(self.sim_time()):
+            return  # switched off / cable gone: commands fall on deaf ears
         buf = self._inbuf
         buf += data
         while True:

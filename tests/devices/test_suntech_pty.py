@@ -317,3 +317,19 @@ def test_emulator_settings_are_checked():
         SuntechEmulator(error_code=300)
     with pytest.raises(ValueError, match="failure_rate"):
         SuntechEmulator(failure_rate=2)
+
+
+class FastIdlePoll(SuntechSource):
+    idle_poll = 0.3
+
+
+def test_a_request_during_a_measurement_starts_no_second_one(nibp):
+    emu, src, seen = nibp(speed=20, source_class=FastIdlePoll)
+    src.request_nibp()
+    wait_for(lambda: src.state == "measuring")
+    src.request_nibp()  # pressed again while the cuff inflates
+    wait_for(lambda: seen.numerics("nibp_systolic"), timeout=15)
+    wait_for(lambda: emu.commands.count("get_cuff_pressure") > 2 and not src.measuring)
+    n = emu.commands.count("get_cuff_pressure")
+    wait_for(lambda: emu.commands.count("get_cuff_pressure") > n)  # an idle heartbeat went by
+    assert emu.commands.count("start_adult") == 1
