@@ -14,11 +14,10 @@ DISCONNECTED and calls ``_run`` again until the port returns. No exception reach
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from typing import Any, ClassVar
-
-import serial
 
 from ketmonitor.clock import Clock
 from ketmonitor.samples import Condition, Numeric, WaveformChunk
@@ -173,9 +172,9 @@ class SerialSource(ParsedSource):
     record every read and write with timestamps), ``baudrate``/``parity`` to override the device's."""
 
     baudrate: ClassVar[int] = 9600
-    parity: ClassVar[str] = serial.PARITY_NONE
-    bytesize: ClassVar[int] = serial.EIGHTBITS
-    stopbits: ClassVar[float] = serial.STOPBITS_ONE
+    parity: ClassVar[str] = "N"  # pyserial's PARITY_NONE; "O" odd, "E" even
+    bytesize: ClassVar[int] = 8
+    stopbits: ClassVar[float] = 1
     read_timeout: ClassVar[float] = 0.05
     poll_interval: ClassVar[float | None] = None  # seconds between ``periodic`` calls
 
@@ -189,7 +188,7 @@ class SerialSource(ParsedSource):
         self.capture_path = capture
         self.port_baudrate = int(baudrate or self.baudrate)
         self.port_parity = parity or self.parity
-        self._serial: serial.SerialBase | None = None
+        self._serial = None  # the open serial.SerialBase while connected
         self._write_lock = threading.Lock()
         self._capture: CaptureWriter | None = None
         self.connections = 0
@@ -202,7 +201,10 @@ class SerialSource(ParsedSource):
         """Called every ``poll_interval`` while connected (keep-alive, polling)."""
 
     # -- port ------------------------------------------------------------------------------------
-    def open_port(self) -> serial.SerialBase:
+    def open_port(self):
+        # pyserial is imported here, not at module level, so that ParsedSource and ReplaySource
+        # (which share this module) work where pyserial is absent, e.g. replay on a laptop
+        serial = importlib.import_module("serial")
         return serial.serial_for_url(self.port, baudrate=self.port_baudrate,
                                      parity=self.port_parity, bytesize=self.bytesize,
                                      stopbits=self.stopbits, timeout=self.read_timeout,
