@@ -1,9 +1,6 @@
-"""The source contract for the Contec and SunTech drivers, each on its emulator over a pty.
-
-(An interim suite until a shared SourceContract suite runs over every source: the same checks the
-VitalsSource interface promises — found by name, start/stop idempotent, reader thread ended, samples
-stamped and in range, a lost port reported and not raised.)
-"""
+"""Contract points for the Contec and SunTech drivers on their emulators that complement the shared
+suite (test_source_contract.py): found by name with the right kind, NIBP requests only where they
+make sense, arrival stamps, and a port that never appears reported rather than raised."""
 
 from __future__ import annotations
 
