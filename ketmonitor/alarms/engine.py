@@ -259,7 +259,7 @@ class AlarmEngine:
         and new; the store listener audits it. Returns {field: (old, new)} for what changed."""
         if not user_id:
             raise AuthError("changing alarm limits needs a signed-in user")
-        spec = self._spec(key)
+        self._spec(key)
         s = self.config.settings
         for name in changes:
             allowed = s.limit_roles if name == "limit" else s.setting_roles
@@ -270,7 +270,7 @@ class AlarmEngine:
                 raise AuthError(f"role {role!r} may not change {what} "
                                 f"(allowed: {', '.join(sorted(allowed))})")
         with self._lock:
-            new = spec
+            spec = new = self._spec(key)
             for name, value in changes.items():
                 new = with_field(new, name, value)
             specs = dict(self.config.specs)
@@ -457,8 +457,10 @@ class AlarmEngine:
             metrics: tuple[str, ...] = (spec.metric,)
         else:
             metrics = tuple(sorted(self._source_metrics.get(ep.source, ())))
+        # a priority changed while the alarm is on applies at once (the log keeps the raised one)
+        priority = self.config.specs[ep.key].priority if ep.end_mono is None else spec.priority
         return AlarmView(
-            ep.uid, ep.key, spec.label, spec.kind, spec.priority, ep.source, spec.metric,
+            ep.uid, ep.key, spec.label, spec.kind, priority, ep.source, spec.metric,
             spec.direction, spec.limit, ep.value,
             self._last_value.get(spec.metric) if spec.metric else None, ep.message,
             ep.start_mono, ep.start_wall, ep.end_mono, ep.acknowledged, paused,

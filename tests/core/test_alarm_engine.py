@@ -327,6 +327,13 @@ def test_admin_changes_priority_and_delay():
     assert h.engine.snapshot().top.priority is Priority.HIGH
 
 
+def test_a_priority_raised_while_the_alarm_is_on_applies_at_once():
+    h = Harness().run(series("pulse_rate", [130] * 11))
+    assert h.audio is Priority.MEDIUM
+    h.engine.set_limit("pulse_rate_high", user_id="a1", role="admin", priority="high", now=11)
+    assert h.engine.snapshot().top.priority is Priority.HIGH and h.audio is Priority.HIGH
+
+
 def test_roles_are_a_clinic_setting():
     h = Harness({"settings": {"limit_roles": ["physician"]}})
     with pytest.raises(AuthError, match="nurse"):
