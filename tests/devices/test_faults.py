@@ -141,3 +141,15 @@ def test_second_source_on_the_same_port_is_refused_not_split(emulator, sources, 
     n = len(collector.numerics("spo2"))
     wait_for(lambda: len(collector.numerics("spo2")) >= n + 2, timeout=10)
     assert {s.source for s in collector.numerics()} == {"a"}
+
+
+def test_port_option_takes_any_pyserial_url(sources, collector):
+    """loop:// echoes what is written: a Masimo line sent through the driver comes back decoded."""
+    src = sources(MasimoSource("loop", port="loop://"))
+    src.start(collector)
+    wait_for(lambda: src.connected, timeout=5)
+    assert src.write(b"03/14/26 09:00:01 SPO2=093% BPM=131 PI=01.10% ALARM=0000 EXC=000800\r\n")
+    wait_for(lambda: collector.numerics("perfusion_index"), timeout=5)
+    assert [(n.metric, n.value, n.device_time) for n in collector.numerics()] == [
+        ("spo2", 93, "2026-03-14T09:00:01"), ("pulse_rate", 131, "2026-03-14T09:00:01"),
+        ("perfusion_index", 1.1, "2026-03-14T09:00:01")]
