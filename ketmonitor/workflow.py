@@ -156,6 +156,10 @@ class SessionWorkflow:
         self._lock = threading.RLock()
         self._requested: set[str] = set()
         self._snap: Snapshot | None = None
+        self._collect: list | None = None  # events written by the transaction running now
+        # called after commit with (kind, t_mono, data) of every event the write recorded:
+        # the UI puts doses, scales and events on the trend timeline
+        self.event_listeners: list[Callable[[str, float, dict], None]] = []
         self.runner.run(lambda db: ensure_session(db, session_id, clock))
         self.refresh()
 
@@ -225,6 +229,8 @@ class SessionWorkflow:
             (self.session_id, kind, t[0], t[1], utc_iso(t[1]), uid,
              json.dumps(data, sort_keys=True, default=str)))
         event_id = cur.lastrowid
+        if self._collect is not None:
+            self._collect.append((kind, t[0], {**data, "event_id": event_id}))
         append_audit(db, f"workflow.{kind}", user_id=uid, session_id=self.session_id,
                      entity=entity or "event", entity_id=str(entity_id or event_id),
                      detail={**data, "event_id": event_id}, t_wall=t[1])
@@ -256,11 +262,22 @@ class SessionWorkflow:
             if need_states is not None and snap.state not in need_states:
                 raise WorkflowError(f"cannot {what} now: the session is at {snap.state!r}"
                                     f" (allowed at {', '.join(need_states)})")
-            result = body(db, snap, t)
-            return result, read_snapshot(db, self.session_id)
+            self._collect = []
+            try:
+                result = body(db, snap, t)
+                events = self._collect
+            finally:
+                self._collect = None
+            return result, events, read_snapshot(db, self.session_id)
 
-        result, snap = self.runner.run(fn)
+        result, events, snap = self.runner.run(fn)
         self._set(snap)
+        for listener in list(self.event_listeners):
+            for kind, t_mono, data in events:
+                try:
+                    listener(kind, t_mono, data)
+                except Exception:  # noqa: BLE001 - a display must not undo a committed entry
+                    log.exception("workflow event listener failed")
         if self.on_change:
             try:
                 self.on_change()
@@ -617,8 +634,11 @@ class SessionWorkflow:
             return tasks
         for task in tasks:
             if (task.check.kind == "bp" and task.state in (DUE, OVERDUE) and task.due_mono is not None
-                    and now >= task.due_mono and task.id not in self._requested):
-                self._requested.add(task.id)
+                    and now >= task.due_mono):
+                with self._lock:  # poll may run on the UI timer and a walk-through thread
+                    if task.id in self._requested:
+                        continue
+                    self._requested.add(task.id)
                 ok, message = True, ""
                 try:
                     self.request_nibp()
@@ -701,6 +721,33 @@ class SessionWorkflow:
                         entity="amendment", entity_id=amendment_id)
             return amendment_id
         return self._write("amend an entry", body, need_states=ACTIVE + ("ended",))
+
+    def recent_entries(self, limit: int = 30) -> list[tuple[str, int, str]]:
+        """(table, id, one-line description) of the latest correctable entries, newest first."""
+        sid = self.session_id
+
+        def read(db):
+            out = []
+            for r in _rows(db, "SELECT id, t_utc, action, drug, amount, unit, lot_number FROM doses"
+                               " WHERE session_id = ?", (sid,)):
+                what = f"{r['drug']} {r['amount'] or 0:g} {r['unit'] or ''} lot {r['lot_number']}" \
+                    if r["action"] == "dose" else f"{r['action'].replace('_', ' ')} {r['drug']}"
+                out.append((r["t_utc"], "doses", r["id"], what))
+            for r in _rows(db, "SELECT id, t_utc, scale, total FROM scale_entries WHERE"
+                               " session_id = ?", (sid,)):
+                total = "incomplete" if r["total"] is None else f"total {r['total']:g}"
+                out.append((r["t_utc"], "scale_entries", r["id"], f"{r['scale']} {total}"))
+            for r in _rows(db, "SELECT id, t_utc, kind, data FROM events WHERE session_id = ? AND"
+                               " kind IN ('event', 'note', 'bp.manual')", (sid,)):
+                d = json.loads(r["data"])
+                what = {"event": f"{d.get('label')} {d.get('text', '')}".strip(),
+                        "note": f"note: {d.get('text', '')[:40]}",
+                        "bp.manual": f"BP {d.get('nibp_systolic', 0):g}/"
+                                     f"{d.get('nibp_diastolic', 0):g}"}[r["kind"]]
+                out.append((r["t_utc"], "events", r["id"], what))
+            out.sort(key=lambda e: (e[0], e[2]), reverse=True)
+            return [(table, rid, f"{t[11:19]} {what}") for t, table, rid, what in out[:limit]]
+        return self.runner.run(read)
 
     # -- discharge and end ---------------------------------------------------------------------
     def begin_discharge(self, early_reason: str | None = None) -> None:

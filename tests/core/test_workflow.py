@@ -470,3 +470,19 @@ def test_state_survives_a_restart(env, db_path):
     assert again.snapshot.first_dose_mono == wf.snapshot.first_dose_mono
     with pytest.raises(sqlite3.OperationalError):
         open_db(db_path, readonly=True).conn.execute("INSERT INTO doses DEFAULT VALUES")
+
+
+def test_event_listeners_hear_committed_entries_only(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    heard = []
+    wf.event_listeners.append(lambda kind, t, data: heard.append((kind, t, data.get("event_id"))))
+    wf.check_in(patient(), ESK)
+    with pytest.raises(WorkflowError):
+        give_device(wf)  # refused: nothing heard
+    clock.advance(10)
+    wf.add_note("hello")
+    assert [h[0] for h in heard] == ["checkin", "workflow.state", "note"]
+    assert heard[-1][1] == 10.0
+    ids = [r[0] for r in read(writer, "SELECT id FROM events ORDER BY id")]
+    assert [h[2] for h in heard] == ids

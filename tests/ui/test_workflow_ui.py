@@ -16,6 +16,7 @@ from ketmonitor.clock import ManualClock
 from ketmonitor.runtime import MonitorRuntime
 from ketmonitor.sources import create_source
 from ketmonitor.store import open_db
+from ketmonitor.users import Clinic
 from tests.core.test_users import cheap_hasher
 from ui.monitor_window import MonitorWindow
 from ui.tiles import DASHES
@@ -164,6 +165,19 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     type_in(qtbot, panel.events.note, "Resting, eyes closed")
     qtbot.keyClick(panel.events.note, Qt.Key_Return)
     assert panel.events.last.text() == "Note recorded"
+    panel.refresh()
+    entries = panel.events.entries
+    entries.setCurrentIndex(next(i for i in range(entries.count())
+                                 if "note: Resting" in entries.itemText(i)))
+    type_in(qtbot, panel.events.changes, "Resting, eyes open")
+    qtbot.mouseClick(panel.events.amend_button, Qt.LeftButton)
+    assert "needs a reason" in panel.events.error.text()
+    type_in(qtbot, panel.events.amend_reason, "wrong word")
+    qtbot.mouseClick(panel.events.amend_button, Qt.LeftButton)
+    assert panel.events.last.text().startswith("Correction recorded")
+    # doses, the scale score, the event and the note are on the trend timeline
+    qtbot.waitUntil(lambda: len(window.trends.event_lines) >= 5, timeout=3000)
+    assert window.dose_mono == first_dose
 
     # -- at 40 min the scheduled BP starts on the device by itself and fulfils its check
     advance(qtbot, clock, wui, first_dose + 40 * 60 - clock.monotonic())
@@ -235,7 +249,7 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     db = open_db(rt.writer.path, readonly=True)
     kinds = [k for (k,) in db.conn.execute("SELECT kind FROM events ORDER BY id")]
     for kind in ("checkin", "baseline", "baseline.proceed", "checklist", "dose", "scale", "event",
-                 "note", "nibp.requested", "handover", "discharge"):
+                 "note", "amendment", "nibp.requested", "handover", "discharge"):
         assert kind in kinds, kind
     users = {u for (u,) in db.conn.execute(
         "SELECT DISTINCT user_id FROM events WHERE kind IN ('checkin', 'baseline', 'checklist',"
@@ -251,3 +265,37 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     assert {"session.handover", "auth.failed", "auth.login"} <= actions
     verify_chain(db)
     db.conn.close()
+
+
+class JumpingClock(ManualClock):
+    def sleep_until(self, t_mono, stop=None):
+        self.set(t_mono)
+        return not (stop and stop.is_set())
+
+
+def test_gui_demo_walk_through_runs_under_the_panel(qtbot, db_path):
+    clock = JumpingClock(0.0)
+    rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
+    rt.start()
+    window = MonitorWindow(rt)
+    qtbot.addWidget(window)
+    wui = WorkflowUi(window, rt, hasher=cheap_hasher())
+    try:
+        admin = wui.auth.first_start(Clinic("Demo"), "admin", "Ada Admin", "Boss-key-2026x")
+        nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
+                                     must_change=False)
+        wui.start_session(nurse)
+        wui.start_walkthrough("im-injection")
+        qtbot.waitUntil(lambda: wui.walk_report is not None, timeout=20000)
+        assert wui.walk_report.completed and wui.workflow.state == "ended"
+        qtbot.waitUntil(lambda: "Session ended" in wui.panel.header.text(), timeout=3000)
+        qtbot.waitUntil(lambda: len(window.trends.event_lines) > 5, timeout=3000)
+        # no BP device: every scheduled BP was entered by hand after the device request failed
+        rows = rt.writer.run(lambda db: db.conn.execute(
+            "SELECT count(*) FROM events WHERE kind='nibp.requested' AND data LIKE '%\"ok\": false%'"
+        ).fetchone()[0])
+        assert rows >= 1
+    finally:
+        wui.stop_walkthrough()
+        window.close()
+        rt.stop()

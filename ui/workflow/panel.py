@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPushButton, QStackedWidget, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from ketmonitor.errors import WorkflowError
 from ketmonitor.workflow import QUICK_EVENTS, SessionWorkflow
 from ketmonitor.workflow_tasks import DONE, DUE, OVERDUE, SKIPPED, Task
 
@@ -112,6 +113,16 @@ class EventsWidget(QWidget):
         row.addWidget(self.note, 1)
         row.addWidget(self.note_button)
         layout.addLayout(row)
+        layout.addWidget(heading("Correct an entry"))
+        self.entries = QComboBox()
+        self.entries.currentIndexChanged.connect(self._entry_selected)
+        self.changes = QLineEdit()
+        self.amend_reason = QLineEdit()
+        self.amend_reason.setPlaceholderText("Reason for the correction (required)")
+        self.amend_button = QPushButton("Add correction")
+        self.amend_button.clicked.connect(self.amend)
+        for w in (self.entries, self.changes, self.amend_reason, self.amend_button):
+            layout.addWidget(w)
         self.error = ErrorLabel()
         layout.addWidget(self.error)
         self.last = QLabel("")
@@ -135,6 +146,59 @@ class EventsWidget(QWidget):
     def refresh(self) -> None:
         paused = self.workflow.snapshot.nibp_paused
         self.buttons["restroom"].setText("Back from restroom" if paused else "Restroom break")
+        if self.workflow.snapshot.checked_in:
+            self.reload_entries()
+
+    def reload_entries(self) -> None:
+        current = self.entries.currentData()
+        self.entries.blockSignals(True)
+        self.entries.clear()
+        for table, rid, text in self.workflow.recent_entries():
+            self.entries.addItem(text, (table, rid))
+        index = self.entries.findData(current) if current else 0
+        self.entries.setCurrentIndex(max(index, 0))
+        self.entries.blockSignals(False)
+        self._entry_selected()
+
+    def _entry_selected(self) -> None:
+        data = self.entries.currentData()
+        table = data[0] if data else None
+        self.changes.setPlaceholderText({
+            "scale_entries": "corrected items, e.g. 3=4, 7=0",
+            "doses": "corrected fields, e.g. lot_number=AB12, amount=56",
+        }.get(table, "corrected text"))
+
+    def parse_changes(self, table: str) -> dict:
+        text = self.changes.text().strip()
+        if not text:
+            raise WorkflowError("enter the corrected values")
+        if table == "events":
+            return {"text": text}
+        pairs = {}
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise WorkflowError(f"{part.strip()!r}: write field=value")
+            pairs[key.strip()] = value.strip()
+        if table == "scale_entries":
+            try:
+                return {"items": {k: int(v) for k, v in pairs.items()}}
+            except ValueError:
+                raise WorkflowError("item scores must be whole numbers") from None
+        numeric = {"amount", "rate", "device_index"}
+        return {k: (parse_number(v, k) if k in numeric else v) for k, v in pairs.items()}
+
+    def amend(self) -> None:
+        data = self.entries.currentData()
+        if not data:
+            self.error.show_error("no entry to correct")
+            return
+        table, rid = data
+        if attempt(self.error, lambda: self.workflow.amend(
+                table, rid, self.amend_reason.text(), self.parse_changes(table))) is not None:
+            self.last.setText(f"Correction recorded for {self.entries.currentText()}")
+            self.changes.clear()
+            self.amend_reason.clear()
 
 
 class WorkflowPanel(QWidget):

@@ -8,12 +8,14 @@ banner and the automatic lock, all on the running MonitorRuntime's session.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from ketmonitor.protocols import load_protocols
+from ketmonitor.protocols import load_protocol, load_protocols
 from ketmonitor.samples import Numeric
 from ketmonitor.scales import load_scales
 from ketmonitor.users import Authenticator
@@ -39,6 +41,10 @@ class WorkflowUi(QObject):
         self.lock: LockController | None = None
         self.dialog = None
         self._latest: dict[str, float] = {}
+        self._markers: deque = deque()  # (kind, t_mono, data) from any thread, drawn on the timer
+        self._walk: threading.Thread | None = None
+        self._walk_stop = threading.Event()
+        self.walk_report = None
         runtime.add_listener(self._remember)
 
     def _remember(self, sample) -> None:  # any thread: plain dict assignment
@@ -76,6 +82,7 @@ class WorkflowUi(QObject):
                                         clinic_dir=self.clinic_dir and
                                         f"{self.clinic_dir}/protocols")
         rt.add_listener(self.workflow.on_sample)
+        self.workflow.event_listeners.append(lambda *e: self._markers.append(e))
         protocols = load_protocols(self.clinic_dir and f"{self.clinic_dir}/protocols")
         self.panel = WorkflowPanel(self.workflow, protocols, latest=self.latest)
         overlay = LockOverlay()
@@ -87,6 +94,11 @@ class WorkflowUi(QObject):
                                    session_id=rt.session_id, now=self.lock_clock,
                                    on_unlock=self._unlocked, parent=self)
         self.window.closing.connect(self.lock.close)
+        self.window.closing.connect(self.stop_walkthrough)
+        self.marker_timer = QTimer(self)
+        self.marker_timer.setInterval(250)
+        self.marker_timer.timeout.connect(self.draw_markers)
+        self.marker_timer.start()
         self.window.activateWindow()  # the login dialog has closed: keyboard back to the monitor
         self.ready.emit(user)
 
@@ -94,3 +106,58 @@ class WorkflowUi(QObject):
         if result.handover and result.user is not None:
             self.workflow.set_user(result.user, handover=True)
         self.panel.mark_dirty()
+
+    # -- the trend timeline ----------------------------------------------------------------------
+    def draw_markers(self) -> None:
+        """Doses, scale scores, events and notes as labelled lines on the trends (main thread)."""
+        w, t0 = self.window, self.runtime.t0 or 0.0
+        while self._markers:
+            kind, t_mono, data = self._markers.popleft()
+            label = marker_label(kind, data)
+            if label is None:
+                continue
+            if kind in ("dose", "infusion.start") and w.dose_mono is None:
+                w.dose_mono = t_mono  # the window's "since dose" clock
+            w.trends.add_marker((t_mono - t0) / 60.0, label)
+
+    # -- the demo walk-through ---------------------------------------------------------------------
+    def start_walkthrough(self, protocol_name: str, *, dose_at: float = 300.0, seed: int = 1) -> None:
+        """Walk the protocol with simulated entries on a worker thread, as the logged-in user; the
+        panel follows along (the GUI demo's walk-through for a person to watch or join)."""
+        from ketmonitor.demo_walkthrough import walk_through
+
+        protocol = load_protocol(protocol_name, self.clinic_dir and f"{self.clinic_dir}/protocols")
+
+        def run():
+            self.walk_report = walk_through(self.workflow, protocol, self.runtime.clock,
+                                            t0=self.runtime.t0 or 0.0, dose_at=dose_at, seed=seed,
+                                            stop=self._walk_stop)
+
+        self._walk = threading.Thread(target=run, name="demo-walkthrough", daemon=True)
+        self._walk.start()
+
+    def stop_walkthrough(self) -> None:
+        self._walk_stop.set()
+        if self._walk is not None:
+            self._walk.join(5)
+            self._walk = None
+
+
+def marker_label(kind: str, data: dict) -> str | None:
+    if kind == "dose":
+        device = data.get("device_index")
+        return f"device {device}" if device else f"dose {data.get('amount', 0):g} {data.get('unit', '')}"
+    if kind == "infusion.start":
+        return "infusion start"
+    if kind == "infusion.stop":
+        return "infusion stop"
+    if kind == "scale":
+        total = data.get("total")
+        return f"{data.get('short', data.get('scale'))} {total:g}" if total is not None else None
+    if kind == "event":
+        return data.get("label", "event").split(" (")[0]
+    if kind == "note":
+        return "note"
+    if kind == "discharge":
+        return "ready to leave"
+    return None
