@@ -191,7 +191,8 @@ class SerialSource(ParsedSource):
         self._serial = None  # the open serial.SerialBase while connected
         self._write_lock = threading.Lock()
         self._capture: CaptureWriter | None = None
-        self.connections = 0
+        self.connections = 0  # successful opens
+        self.open_attempts = 0
 
     # -- hooks -----------------------------------------------------------------------------------
     def on_open(self, now: float) -> None:
@@ -234,6 +235,7 @@ class SerialSource(ParsedSource):
                                           protocol=self.parser.name or type(self).__name__,
                                           port=self.port, baudrate=self.port_baudrate,
                                           parity=self.port_parity)
+        self.open_attempts += 1
         ser = self.open_port()
         self._serial = ser
         self.connections += 1

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from devices.drivers.masimo import MasimoSource
+from devices.protocols import PROTOCOLS
+from ketmonitor.sources import create_source
 from devices.drivers.nonin import NoninSource
 from ketmonitor.dispatch import Dispatcher
 from ketmonitor.samples import Condition
@@ -153,3 +157,17 @@ def test_port_option_takes_any_pyserial_url(sources, collector):
     assert [(n.metric, n.value, n.device_time) for n in collector.numerics()] == [
         ("spo2", 93, "2026-03-14T09:00:01"), ("pulse_rate", 131, "2026-03-14T09:00:01"),
         ("perfusion_index", 1.1, "2026-03-14T09:00:01")]
+
+
+@pytest.mark.parametrize("name", list(PROTOCOLS))
+def test_every_driver_reports_a_missing_port_and_keeps_trying(name, tmp_path, sources, collector):
+    proto = PROTOCOLS[name]
+    src = sources(create_source(proto.source, f"x-{name}", port=str(tmp_path / "ttyUSB9"),
+                                **proto.options))
+    src.reconnect_delay = 0.05
+    src.start(collector)
+    status = wait_for(lambda: collector.statuses(), timeout=5)[0]
+    assert not status.connected and status.conditions == {Condition.DISCONNECTED}
+    assert "ttyUSB9" in status.message
+    wait_for(lambda: src.open_attempts >= 3, timeout=5)  # it keeps trying...
+    assert src.running and len(collector.statuses()) == 1  # ...and says so once, not every time
