@@ -320,9 +320,13 @@ class SessionWorkflow:
     def record_baseline(self, *, nibp_systolic: float | None, nibp_diastolic: float | None,
                         spo2: float | None = None, pulse_rate: float | None = None,
                         nibp_mean: float | None = None, respiratory_rate: float | None = None,
-                        source: str = "manual", at_mono: float | None = None) -> bool:
+                        source: str = "manual", typed: set[str] | None = None,
+                        at_mono: float | None = None) -> bool:
         """Baseline vitals before the dose. Returns True when the BP is above the protocol's
-        threshold: dosing then needs ``proceed_despite_baseline(reason)``."""
+        threshold: dosing then needs ``proceed_despite_baseline(reason)``.
+
+        ``source`` "device": all values read from the monitor (already in ``numerics``);
+        "manual": all typed; with ``typed`` (metric names) only those were typed ("mixed")."""
         values = {"nibp_systolic": nibp_systolic, "nibp_diastolic": nibp_diastolic,
                   "nibp_mean": nibp_mean, "spo2": spo2, "pulse_rate": pulse_rate}
         if nibp_systolic is None or nibp_diastolic is None:
@@ -333,14 +337,23 @@ class SessionWorkflow:
         if nibp_diastolic >= nibp_systolic:
             raise WorkflowError("baseline diastolic must be below systolic")
         high = self._protocol().baseline_bp_high(nibp_systolic, nibp_diastolic)
+        if typed is not None:
+            typed = {k for k in typed if values.get(k) is not None}
+            present = {k for k, v in values.items() if v is not None}
+            source = "device" if not typed else "manual" if typed >= present else "mixed"
+        elif source not in ("device", "manual"):
+            raise WorkflowError("baseline source must be 'device' or 'manual'")
 
         def body(db, snap, t):
             data = {**{k: v for k, v in values.items() if v is not None}, "source": source,
                     "bp_high": high, "threshold": self.protocol.baseline_bp}
             if respiratory_rate is not None:
                 data["respiratory_rate"] = respiratory_rate
-            if source == "manual":
-                self._manual_numerics(db, t, values)
+            if source != "device":
+                self._manual_numerics(db, t, {k: v for k, v in values.items()
+                                              if typed is None or k in typed})
+            if typed:
+                data["typed"] = sorted(typed)
             event_id = self._event(db, "baseline", t, data)
             self._complete(db, snap, "bp@pre", t, "events", event_id,
                            {"systolic": nibp_systolic, "diastolic": nibp_diastolic,

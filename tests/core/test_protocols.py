@@ -107,3 +107,13 @@ def test_not_json_and_duplicate_names(tmp_path):
     (tmp_path / "two.json").write_text(data)
     with pytest.raises(ConfigError, match=r"two\.json: field 'name': 'iv-infusion' is also used by"):
         load_protocols(tmp_path)
+
+
+def test_alarm_engine_takes_every_protocols_limits():
+    from ketmonitor.alarms.conditions import AlarmConfig
+
+    for p in PROTOCOLS.values():
+        config = AlarmConfig.from_dict({"limits": p.alarm_limits})
+        for metric, bounds in p.alarm_limits.items():
+            for side, value in bounds.items():
+                assert config.specs[f"{metric}_{side}"].limit == value

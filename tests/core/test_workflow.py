@@ -486,3 +486,17 @@ def test_event_listeners_hear_committed_entries_only(env):
     assert heard[-1][1] == 10.0
     ids = [r[0] for r in read(writer, "SELECT id FROM events ORDER BY id")]
     assert [h[2] for h in heard] == ids
+
+
+def test_baseline_source_device_manual_or_mixed(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    wf.check_in(patient(), ESK)
+    wf.record_baseline(nibp_systolic=128, nibp_diastolic=80, spo2=97, pulse_rate=70,
+                       typed={"nibp_systolic", "nibp_diastolic"})
+    (data,) = read(writer, "SELECT data FROM events WHERE kind='baseline'")[0]
+    assert json.loads(data)["source"] == "mixed"
+    manual = read(writer, "SELECT metric FROM numerics WHERE source='manual' ORDER BY metric")
+    assert [m for (m,) in manual] == ["nibp_diastolic", "nibp_systolic"]  # SpO2 came from the device
+    with pytest.raises(WorkflowError, match="'device' or 'manual'"):
+        wf.record_baseline(nibp_systolic=128, nibp_diastolic=80, source="guess")

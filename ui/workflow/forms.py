@@ -85,6 +85,7 @@ class PreDoseForm(QWidget):
     def __init__(self, workflow: SessionWorkflow, latest: Callable[[], dict], parent=None):
         super().__init__(parent)
         self.workflow, self.latest = workflow, latest
+        self.filled: dict[str, str] = {}  # values taken from the monitor, as shown
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Before the dose"))
         grid = QGridLayout()
@@ -137,13 +138,14 @@ class PreDoseForm(QWidget):
         for key, field in self.fields.items():
             if values.get(key) is not None:
                 field.setText(f"{values[key]:.0f}")
-        self.source = "device"
+                self.filled[key] = field.text()
 
     def record_baseline(self) -> None:
         def go():
             v = {k: parse_number(f.text(), k.replace("nibp_", "").replace("_", " "),
                                  required=k.startswith("nibp")) for k, f in self.fields.items()}
-            return self.workflow.record_baseline(**v, source=getattr(self, "source", "manual"))
+            typed = {k for k, f in self.fields.items() if self.filled.get(k) != f.text()}
+            return self.workflow.record_baseline(**v, typed=typed)
         attempt(self.error, go)
         self.refresh()
 
