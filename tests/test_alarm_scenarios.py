@@ -50,7 +50,7 @@ def test_desaturation_raises_spo2_low_then_the_high_priority_desaturation(db_pat
     assert low["trigger_value"] < 90 and desat["trigger_value"] < 85
     assert desat["extreme_value"] <= desat["trigger_value"]
     assert low["limits"] == {"spo2_desat": 85, "spo2_low": 90} and low["delay_s"] == 10
-    assert low["end_mono"] is not None and low["end_mono"] < 27 * 60  # recovered in the session
+    assert low["end_mono"] is not None and low["end_mono"] < 28 * 60  # recovered in the session
     assert any("HIGH" in line and "SpO2 desaturation" in line for line in lines)
 
 
@@ -63,11 +63,12 @@ def test_hypertensive_surge_raises_nibp_high_on_a_reading(db_path):
     assert sys_high["delay_s"] == 0 and sys_high["source"] is None
     assert not {c for c in found if c.startswith("spo2")}
     db = open_db(db_path, readonly=True)
-    # raised on a completed reading, not on a delay: right after one (30 s simulated = 50 ms real)
+    # raised on a completed reading, not on a delay: right after one (120 s simulated = 200 ms real,
+    # room for a loaded machine)
     readings = [t for (t,) in db.conn.execute(
         "SELECT t_mono FROM numerics WHERE session_id=? AND metric='nibp_systolic'", (sid,))]
     db.conn.close()
-    assert any(0 <= sys_high["start_mono"] - t < 30 for t in readings)
+    assert any(0 <= sys_high["start_mono"] - t < 120 for t in readings)
 
 
 def test_device_disconnect_raises_a_technical_alarm_for_the_oximeter(db_path):
@@ -76,9 +77,10 @@ def test_device_disconnect_raises_a_technical_alarm_for_the_oximeter(db_path):
     gone = found.get("device_disconnected")
     assert gone, lines
     assert len(gone) == 1 and gone[0]["source"] == "oximeter" and gone[0]["kind"] == "technical"
-    # disconnected 20-22 min after the dose at 5 min
-    assert 25 * 60 - 5 < gone[0]["start_mono"] < 25 * 60 + 30
-    assert 26.5 * 60 < gone[0]["end_mono"] < 28 * 60
+    # disconnected 20-22 min after the dose at 5 min (upper bounds leave 200 ms of real time for a
+    # loaded machine at 600x)
+    assert 25 * 60 - 5 < gone[0]["start_mono"] < 25 * 60 + 120
+    assert 26.5 * 60 < gone[0]["end_mono"] < 29 * 60
     assert not {c for c in found if c.startswith("spo2")}  # no values is no limit alarm
 
 
