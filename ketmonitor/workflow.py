@@ -73,6 +73,7 @@ class Snapshot:
     nibp_paused: bool
     discharged: bool
     results: dict = field(default_factory=dict)  # check id -> check_results row
+    last_dose_mono: float | None = None
 
     @property
     def baseline_bp_high(self) -> bool:
@@ -97,8 +98,9 @@ def read_snapshot(db, session_id: str) -> Snapshot:
     if row is None:
         raise WorkflowError(f"no session {session_id}")
     state, status, patient_id, protocol = row
-    first = db.conn.execute("SELECT min(t_mono), count(*) FROM doses WHERE session_id = ? AND"
-                            " action IN ('dose', 'infusion_start')", (session_id,)).fetchone()
+    first = db.conn.execute("SELECT min(t_mono), count(*), max(t_mono) FROM doses WHERE"
+                            " session_id = ? AND action IN ('dose', 'infusion_start')",
+                            (session_id,)).fetchone()
     last_inf = db.conn.execute("SELECT action FROM doses WHERE session_id = ? AND action LIKE"
                                " 'infusion%' ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
     breaks = db.conn.execute("SELECT json_extract(data, '$.type') FROM events WHERE session_id = ?"
@@ -119,7 +121,7 @@ def read_snapshot(db, session_id: str) -> Snapshot:
         first_dose_mono=first[0], doses=first[1],
         infusion_running=bool(last_inf and last_inf[0] != "infusion_stop"),
         nibp_paused=bool(breaks and breaks[0] == "restroom"), discharged=discharged,
-        results=results)
+        results=results, last_dose_mono=first[2])
 
 
 def ensure_session(db, session_id: str, clock: Clock, *, workstation: str | None = None) -> None:

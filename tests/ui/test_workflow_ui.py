@@ -143,7 +143,10 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     qtbot.mouseClick(dose.give_button, Qt.LeftButton)
     assert wf.state == "dosing" and dose.error.text() == ""
     first_dose = wf.snapshot.first_dose_mono
-    advance(qtbot, clock, wui, 300)
+    advance(qtbot, clock, wui, 120)
+    assert "next device in 3:00" in dose.given.text()
+    advance(qtbot, clock, wui, 180)
+    assert "next device may be given" in dose.given.text()
     qtbot.mouseClick(dose.give_button, Qt.LeftButton)
     qtbot.mouseClick(dose.finish_button, Qt.LeftButton)
     panel.tick()
@@ -216,6 +219,14 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     panel.tick()
     assert "Paula Nurse" in panel.header.text()
 
+    # the nurse locks the screen by hand; she unlocks it herself: no handover
+    qtbot.mouseClick(panel.lock_button, Qt.LeftButton)
+    assert wui.lock.lock.locked and overlay.isVisible()
+    type_in(qtbot, overlay.user_id, "paula")
+    type_in(qtbot, overlay.password, "Ward-key-2026")
+    qtbot.keyClick(overlay.password, Qt.Key_Return)
+    assert not wui.lock.lock.locked and wf.user.id == "paula"
+
     # -- discharge after the minimum monitoring time
     advance(qtbot, clock, wui, first_dose + 121 * 60 - clock.monotonic(), step=120)
     panel.tabs.setCurrentWidget(panel.step)
@@ -261,8 +272,9 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     bp40 = json.loads(db.conn.execute("SELECT data FROM check_results WHERE check_id='bp@40'"
                                       ).fetchone()[0])
     assert bp40["source"] == "nibp"
-    actions = {a for (a,) in db.conn.execute("SELECT action FROM audit_log")}
-    assert {"session.handover", "auth.failed", "auth.login"} <= actions
+    actions = [a for (a,) in db.conn.execute("SELECT action FROM audit_log")]
+    assert {"session.handover", "session.unlock", "auth.failed", "auth.login"} <= set(actions)
+    assert actions.count("session.handover") == 1
     verify_chain(db)
     db.conn.close()
 

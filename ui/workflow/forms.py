@@ -283,7 +283,13 @@ class DoseForm(QWidget):
     def refresh(self) -> None:
         snap = self.workflow.snapshot
         running = " - infusion running" if snap.infusion_running else ""
-        self.given.setText(f"Doses recorded: {snap.doses}{running}")
+        text = f"Doses recorded: {snap.doses}{running}"
+        interval = self.workflow.protocol.dose.get("interval_min")
+        if interval and snap.last_dose_mono is not None and snap.state == "dosing":
+            wait = snap.last_dose_mono + interval * 60 - self.workflow.clock.monotonic()
+            text += (f" - next device in {int(wait) // 60}:{int(wait) % 60:02d}" if wait > 0
+                     else f" - next device may be given ({interval:g} min passed)")
+        self.given.setText(text)
 
 
 class DischargeForm(QWidget):

@@ -215,9 +215,15 @@ class WorkflowPanel(QWidget):
         self._shown_state: str | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        top = QHBoxLayout()
         self.header = QLabel("")
+        self.header.setWordWrap(True)
         self.header.setStyleSheet(f"color: {theme.TEXT}; font-size: 16px; font-weight: bold;")
-        layout.addWidget(self.header)
+        self.lock_button = QPushButton("Lock")
+        self.lock_button.setToolTip("Lock the controls now (vitals and alarms stay live)")
+        top.addWidget(self.header, 1)
+        top.addWidget(self.lock_button)
+        layout.addLayout(top)
         self.tabs = QTabWidget()
         layout.addWidget(self.tabs, 1)
         self.step = QStackedWidget()
@@ -256,7 +262,7 @@ class WorkflowPanel(QWidget):
         self.task_list.itemActivated.connect(self._task_activated)
         workflow.on_change = self.mark_dirty
         self.timer = QTimer(self)
-        self.timer.setInterval(250)
+        self.timer.setInterval(250)  # also keeps the dose form's next-device countdown moving
         self.timer.timeout.connect(self.tick)
         self.timer.start()
         self.refresh()
@@ -273,6 +279,9 @@ class WorkflowPanel(QWidget):
         tasks = self.workflow.poll(now)  # asks the NIBP device when a scheduled BP is due
         self.task_list.show_tasks(tasks, now)
         self.banner.show_tasks(tasks, now)
+        dose_form = self.forms.get("dose")
+        if dose_form is not None and self.step.currentWidget() is dose_form:
+            dose_form.refresh()
 
     def _form_for(self, state: str) -> QWidget:
         key = {"dosing": "dose", "pre_dose": "pre_dose", "check_in": "check_in",

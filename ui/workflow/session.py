@@ -93,6 +93,7 @@ class WorkflowUi(QObject):
                                    user_id=user.id, timeout_s=self.lock_timeout_s,
                                    session_id=rt.session_id, now=self.lock_clock,
                                    on_unlock=self._unlocked, parent=self)
+        self.panel.lock_button.clicked.connect(self.lock.lock_now)
         self.window.closing.connect(self.lock.close)
         self.window.closing.connect(self.stop_walkthrough)
         self.marker_timer = QTimer(self)
