@@ -109,18 +109,21 @@ def sign_session(db, session_id: str, *, protocol: str | None = None, cosign_it:
 
 
 def export_world(db_path) -> dict:
-    """A database with three sessions: a monitored, signed, co-signed session with an addendum; a
-    walked, signed session whose 40-minute BP was skipped; and an unsigned walked session."""
+    """A database with four sessions: a monitored (hypertensive surge), signed, co-signed session
+    with an addendum; a monitored desaturation session signed by the nurse alone; a walked, signed
+    session whose 40-minute BP was skipped; and an unsigned walked session on another protocol."""
     monitored = monitored_session(db_path)
+    desat = monitored_session(db_path, scenario="desaturation", seed=2)
     db = open_db(db_path)
     try:
         signed = sign_session(db, monitored, protocol="esketamine-intranasal")
-        walked_session(db, "walk-no-bp40", skip=("bp@40",), seed=2)
+        sign_session(db, desat, cosign_it=False, addendum=None)
+        walked_session(db, "walk-no-bp40", skip=("bp@40",), seed=4)
         sign_session(db, "walk-no-bp40", cosign_it=False, addendum=None)
         walked_session(db, "walk-unsigned", protocol="im-injection",
                        wall_anchor=1_767_225_600.0 + 86400, seed=3)
     finally:
         db.conn.close()
-    return {"monitored": monitored, "record_id": signed.record_id,
+    return {"monitored": monitored, "desaturation": desat, "record_id": signed.record_id,
             "addendum_id": signed.addendum_id, "no_bp40": "walk-no-bp40",
             "unsigned": "walk-unsigned"}

@@ -208,6 +208,9 @@ class Bundler:
             sources = sorted({r["source"] for r in rows if r["metric"] == name})
             for src in sources:
                 mine = [r for r in rows if r["metric"] == name and r["source"] == src]
+                if src == "manual":
+                    self._spot_values(name, mine)
+                    continue
                 for b in minute_medians(mine, name, d.start_wall):
                     if not m.loinc:
                         continue  # no LOINC (perfusion index): only in the 1-second series
@@ -228,6 +231,18 @@ class Bundler:
         self._extremes()
         for g in d.nibp:
             self._nibp(g)
+
+    def _spot_values(self, name, rows) -> None:
+        """Values entered by hand (e.g. the baseline): each its own Observation."""
+        m = METRICS[name]
+        for r in rows:
+            if not m.loinc or r["value"] is None:
+                continue
+            res = self._obs(name, metric_code(name), profile=PROFILES.get(name))
+            res["effectiveDateTime"] = r["t_utc"]
+            res["valueQuantity"] = _quantity(r["value"], m.unit)
+            res["note"] = [{"text": "entered by hand"}]
+            self.add(res, (name, "manual", r["row_id"]))
 
     def _series(self, name, src, rows) -> None:
         if not rows:

@@ -125,8 +125,7 @@ def signature_rows(data: SessionData, verification: dict) -> list[list]:
     for rec in data.records:
         for s in rec.signatures:
             rows.append([s.printed_name, f"{human_utc(s.signed_at)}\n{s.signed_at}", s.meaning,
-                         f"{s.role}, user {s.signer_id}",
-                         f"{rec.kind} {rec.record_id}", verification.get(rec.record_id, "-")])
+                         f"{s.role}, user {s.signer_id}", f"{rec.kind} record {rec.record_id}"])
     return rows
 
 
@@ -268,9 +267,12 @@ def build_pdf(db, data: SessionData) -> bytes:
     if data.records:
         verification = verify_records(db, data)
         story.append(KeepTogether(table(
-            ["Printed name", "Date and time", "Meaning", "Signer", "Record", "Check"],
+            ["Printed name", "Date and time", "Meaning", "Signer", "Record"],
             signature_rows(data, verification),
-            [34 * mm, 36 * mm, 20 * mm, 28 * mm, 35 * mm, WIDTH - 153 * mm])))
+            [38 * mm, 40 * mm, 22 * mm, 32 * mm, WIDTH - 132 * mm])))
+        for rec in data.records:
+            story.append(P(f"{rec.kind.capitalize()} record {rec.record_id}: "
+                           f"{verification[rec.record_id]}", BODY))
         story.append(P("Each signature is an Ed25519 JWS over the exact bytes of the signed record "
                        "(SHA-256 " + ", ".join(f"{r.kind} {r.payload_sha256}" for r in data.records)
                        + "); verify the json export with 'ketmonitor verify' or any JOSE library.",
