@@ -60,11 +60,13 @@ class Exporter:
     def __init__(self, db, out):
         self.db, self.out = db, out
         self._fh, self._w = {}, {}
-        for name, cols in COLUMNS.items():
+        for name in COLUMNS:
             out.path(name)  # refuse to replace an existing file before writing anything
+        for name, cols in COLUMNS.items():
             try:
                 fh = open(out.folder / (name + ".tmp"), "w", newline="", encoding="utf-8")
             except OSError as exc:
+                self.abort()
                 raise ExportError(f"cannot write {out.folder / name}: {exc.strerror or exc}") \
                     from None
             self._fh[name] = fh
