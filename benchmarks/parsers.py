@@ -49,6 +49,36 @@ def measure(name: str, data: bytes, read: int, repeat: int = 5) -> dict:
             "mbytes_per_s": len(data) / best / 1e6 if best else float("inf")}
 
 
+def device_rate(name: str, seconds: float = 600.0) -> float:
+    """Frames per second the real device sends (from a rendered stretch of its output)."""
+    return len(PROTOCOLS[name].make_parser().feed(STREAMS[name](seconds))) / seconds
+
+
+def figures(quick: bool = False) -> list:
+    """For ``python -m benchmarks``: each protocol's decode rate over several runs (each run one
+    pass over the stream, wall clock) and its ratio to the device's own frame rate."""
+    from benchmarks.harness import Figure
+
+    runs, out = (3 if quick else 7), []
+    for name in STREAMS:
+        data = STREAMS[name](30.0 if quick else 120.0)
+        n = len(PROTOCOLS[name].make_parser().feed(data))
+        if 0 < n < 5000:  # slow protocols (1 record/s): decode more of them
+            data = STREAMS[name]((30.0 if quick else 120.0) * 5000 / n)
+        results = [measure(name, data, 64, repeat=1) for _ in range(runs)]
+        rate = device_rate(name)
+        rates = [r["frames_per_s"] for r in results]
+        note = (f"{results[0]['frames']:,} frames ({results[0]['bytes'] / 1e6:.2f} MB of clean "
+                f"emulator output) fed in 64-byte reads; the device sends {rate:.3g} frames/s")
+        if name == "suntech":
+            note += " (cuff polls 4/s while measuring back to back)"
+        out.append(Figure(f"parser.{name}", f"Parser decode rate, {name}", "frames/s", rates,
+                          ">= 250000", note))
+        out.append(Figure(f"parser.{name}.x_real_time", f"Parser {name}: times the device's rate",
+                          "x", [r / rate for r in rates]))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("protocols", nargs="*", default=list(STREAMS))
