@@ -1,0 +1,153 @@
+"""Dialogs of the review screens: signing (asks for the password again, 21 CFR 11.200) and login.
+
+The signing dialog does not sign: it collects the password (and the meaning or the addendum text)
+and emits ``submitted``; the window signs and answers with ``fail(message)`` (the dialog stays open,
+the password field is cleared) or ``done()``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
+                               QPlainTextEdit, QVBoxLayout)
+
+from . import style
+
+MEANING_TEXT = {
+    "review": "I have reviewed this session record.",
+    "approval": "I approve this session record.",
+    "responsibility": "I take responsibility for this session record.",
+    "authorship": "I am the author of this addendum.",
+}
+
+
+class SignDialog(QDialog):
+    """``kind`` is "cosign" (choose a meaning) or "addendum" (write the text)."""
+
+    submitted = Signal(str, str, str)  # password, meaning, text
+
+    def __init__(self, kind: str, user, *, meanings=("review", "approval", "responsibility"),
+                 parent=None):
+        super().__init__(parent)
+        self.kind = kind
+        self.setObjectName("reviewRoot")
+        self.setStyleSheet(style.STYLESHEET)
+        self.setWindowTitle("Co-sign the session record" if kind == "cosign" else "Add an addendum")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        head = QLabel(self.windowTitle())
+        head.setObjectName("title")
+        layout.addWidget(head)
+        who = QLabel(f"Signing as {user.full_name} ({user.id}), {user.role}")
+        layout.addWidget(who)
+        form = QFormLayout()
+        self.meaning = QComboBox()
+        self.text = QPlainTextEdit()
+        if kind == "cosign":
+            for m in meanings:
+                self.meaning.addItem(m, m)
+            form.addRow("Meaning", self.meaning)
+        else:
+            self.meaning.addItem("authorship", "authorship")
+            self.text.setPlaceholderText("What this addendum adds or corrects")
+            self.text.setMinimumHeight(110)
+            form.addRow("Addendum", self.text)
+        self.statement = QLabel("")
+        self.statement.setObjectName("dim")
+        self.statement.setWordWrap(True)
+        form.addRow("", self.statement)
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("your password, again")
+        form.addRow("Password", self.password)
+        layout.addLayout(form)
+        self.error = QLabel("")
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        layout.addWidget(self.error)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.sign_button = self.buttons.addButton("Sign", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.accepted.connect(self._submit)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.meaning.currentIndexChanged.connect(self._statement)
+        self._statement()
+        self.password.setFocus()
+
+    def _statement(self) -> None:
+        m = self.meaning.currentData()
+        self.statement.setText(f"Meaning of this signature: {m}. {MEANING_TEXT.get(m, '')} It is "
+                               "recorded with your printed name, the date and the time.")
+
+    def _submit(self) -> None:
+        password = self.password.text()
+        if not password:
+            self.fail("Enter your password to sign.")
+            return
+        text = self.text.toPlainText().strip()
+        if self.kind == "addendum" and not text:
+            self.fail("Write the addendum before signing it.")
+            return
+        self.error.setText("")
+        self.set_busy(True)
+        self.submitted.emit(password, self.meaning.currentData(), text)
+
+    def set_busy(self, busy: bool) -> None:
+        self.sign_button.setEnabled(not busy)
+        self.sign_button.setText("Checking password..." if busy else "Sign")
+
+    def fail(self, message: str) -> None:
+        self.set_busy(False)
+        self.error.setText(message)
+        self.password.clear()
+        self.password.setFocus()
+
+    def done_ok(self) -> None:
+        self.set_busy(False)
+        self.password.clear()
+        self.accept()
+
+
+class LoginDialog(QDialog):
+    """User id and password for the review tools (``ketmonitor review``); ``login`` is a function
+    (user_id, password) -> User raising KetmonitorError with a message for people."""
+
+    def __init__(self, login, *, user_id: str = "", title: str = "ketmonitor review - log in",
+                 parent=None):
+        super().__init__(parent)
+        self._login = login
+        self.user = None
+        self.setObjectName("reviewRoot")
+        self.setStyleSheet(style.STYLESHEET)
+        self.setWindowTitle(title)
+        self.setMinimumWidth(380)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.user_id = QLineEdit(user_id)
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        form.addRow("User id", self.user_id)
+        form.addRow("Password", self.password)
+        layout.addLayout(form)
+        self.error = QLabel("")
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._try)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        (self.password if user_id else self.user_id).setFocus()
+
+    def _try(self) -> None:
+        from ketmonitor.errors import KetmonitorError
+
+        try:
+            self.user = self._login(self.user_id.text().strip(), self.password.text())
+        except KetmonitorError as exc:
+            self.error.setText(str(exc))
+            self.password.clear()
+            return
+        self.password.clear()
+        self.accept()
