@@ -124,6 +124,8 @@ def run_gui(args, db_path: Path) -> int:
                              session_id=resume)
     runtime.start()
     window = MonitorWindow(runtime, title="ketmonitor")
+    from .review.app import add_review_menu
+    add_review_menu(window, db_path)  # physicians and auditors review past sessions from here
     window.closing.connect(lambda: runtime.stop())
     window.resize(1600, 900)
     window.show()

@@ -289,3 +289,50 @@ def test_unsigned_and_open_sessions_show_but_cannot_be_cosigned(qtbot, db, world
     w = window(qtbot, db, world.open, world.staff.doctor)
     assert w.timeline.patient is None and "no patient" in w.windowTitle()
     assert len(w.timeline.series["spo2"][0]) > 10
+
+
+# -- reaching the review from the app --------------------------------------------------------------
+
+def test_login_dialog_checks_the_password(qtbot, db):
+    from ui.review.app import login_dialog
+
+    d = login_dialog(db, user_id="doc1")
+    qtbot.addWidget(d)
+    d.password.setText("wrong-Password-1")
+    d._try()
+    assert d.user is None and "wrong" in d.error.text()
+    d.password.setText(PASSWORDS["doc1"])
+    d._try()
+    assert d.user is not None and d.user.role == "physician" and d.result() == d.DialogCode.Accepted
+
+
+def test_monitor_menu_opens_the_browser_after_login(qtbot, db, world, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ketmonitor.clock import ManualClock
+    from ketmonitor.runtime import MonitorRuntime
+    from ui.monitor_window import MonitorWindow
+    from ui.review.app import add_review_menu
+
+    path = world.copy(tmp_path / "clinic.db")
+    rt = MonitorRuntime(tmp_path / "monitor.db", [], clock=ManualClock(0.0), t0=0.0)
+    mw = MonitorWindow(rt)
+    qtbot.addWidget(mw)
+    action = add_review_menu(mw, path)
+    assert [a.text() for a in mw.menuBar().actions()] == ["&Review"]
+
+    def log_in():
+        dlg = QApplication.activeModalWidget()
+        dlg.user_id.setText("aud1")
+        dlg.password.setText(PASSWORDS["aud1"])
+        dlg._try()
+
+    QTimer.singleShot(0, log_in)
+    action.trigger()
+    browser = mw._review_browser
+    qtbot.addWidget(browser)
+    assert browser.isVisible() and browser.user.id == "aud1"
+    assert len(browser.browser.visible_ids()) == 4
+    browser.close()
+    browser.db.conn.close()

@@ -79,3 +79,11 @@ def run_review(args, db_path: Path, session_id: str | None = None) -> int:
     if session_id:
         win.open_session(session_id)
     return app.exec()
+
+
+def add_review_menu(window: QMainWindow, db_path: Path):
+    """A "Review > Review sessions..." entry in a main window's menu bar (the monitor's)."""
+    menu = window.menuBar().addMenu("&Review")
+    action = menu.addAction("Review sessions...")
+    action.triggered.connect(lambda: open_browser(db_path, parent=window))
+    return action
