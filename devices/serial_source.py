@@ -55,22 +55,6 @@ class ParsedSource(VitalsSource):
         self._wave_flags: set[Condition] = set()
         self._wave_end: float | None = None
 
-    def start(self, sink) -> None:
-        """As VitalsSource.start, but a sink that raises is logged, never allowed to end or
-        disconnect the reader (the Dispatcher isolates its listeners the same way)."""
-        source_id = self.source_id
-        reported: set[type] = set()
-
-        def guarded(sample) -> None:
-            try:
-                sink(sample)
-            except Exception as exc:  # noqa: BLE001 - acquisition goes on
-                if type(exc) not in reported:
-                    reported.add(type(exc))
-                    log.exception("%s: sink failed", source_id)
-
-        super().start(guarded)
-
     def make_parser(self) -> Parser:
         if self.parser_class is None:
             raise TypeError(f"{type(self).__name__} needs a parser_class")

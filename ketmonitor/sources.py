@@ -93,6 +93,7 @@ class VitalsSource(ABC):
         self._status_lock = threading.Lock()
         self.last_data_mono: float | None = None
         self.last_error: str = ""
+        self.sink_errors = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, sink: Sink) -> None:
@@ -172,9 +173,21 @@ class VitalsSource(ABC):
             if self._connected is not True or Condition.NO_DATA in self._conditions:
                 self.last_error = ""
                 self.set_status(True, self._conditions - {Condition.DISCONNECTED, Condition.NO_DATA})
+        self._deliver(sample)
+
+    def _deliver(self, sample: Sample) -> None:
+        """Hand a sample to the sink; a sink that raises is logged, never allowed to stop the
+        reader (the Dispatcher isolates its listeners the same way)."""
         sink = self._sink
-        if sink is not None:
+        if sink is None:
+            return
+        try:
             sink(sample)
+        except Exception as exc:  # noqa: BLE001 - acquisition must go on
+            self.sink_errors += 1
+            if self.sink_errors == 1:  # once, not at every sample
+                log.exception("%s: the sink failed on %s: %s", self.source_id,
+                              type(sample).__name__, exc)
 
     def set_status(self, connected: bool, conditions=frozenset(), message: str = "") -> None:
         """Report connection state and device conditions; only changes are sent on."""
@@ -184,9 +197,7 @@ class VitalsSource(ABC):
                 return
             self._connected, self._conditions = connected, conditions
         t_mono, t_wall = self.now()
-        sink = self._sink
-        if sink is not None:
-            sink(DeviceStatus(self.source_id, connected, conditions, t_mono, t_wall, message))
+        self._deliver(DeviceStatus(self.source_id, connected, conditions, t_mono, t_wall, message))
 
     @property
     def connected(self) -> bool:

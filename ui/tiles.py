@@ -48,6 +48,8 @@ class NumericTile(QFrame):
         lay.addLayout(head)
         lay.addWidget(self.value_label, 1)
         lay.addWidget(self.note)
+        self.title.setStyleSheet(f"color: {colour};")
+        self.unit.setStyleSheet(f"color: {theme.DIM};")
         self._paint()
 
     # -- state -------------------------------------------------------------------------------
@@ -83,19 +85,25 @@ class NumericTile(QFrame):
         return f"stale: {_age(age)} old"
 
     def _paint(self, now: float | None = None) -> None:
+        # Style sheets are re-parsed on every set: set them only when they change (values arrive
+        # several times a second, colours change rarely).
         stale = now is not None and self.value is not None and self.is_stale(now)
-        colour = theme.STALE if stale else self.colour
-        self.value_label.setText(self.format_value())
-        self.value_label.setStyleSheet(f"color: {colour};")
-        self.title.setStyleSheet(f"color: {self.colour};")
-        self.unit.setStyleSheet(f"color: {theme.DIM};")
+        text = self.format_value()
+        if self.value_label.text() != text:
+            self.value_label.setText(text)
+        self._style(self.value_label, f"color: {theme.STALE if stale else self.colour};")
         if stale and self.updated_at is not None:
             self.note.setText(self.stale_note(now - self.updated_at))
-            self.note.setStyleSheet(f"color: {theme.DIM};")
+            self._style(self.note, f"color: {theme.DIM};")
         border = theme.ALARM_COLOURS.get(self.alarm_priority or "", theme.GRID)
         width = 6 if self.alarm_priority else 2
-        self.setStyleSheet(f"QFrame#tile {{ background: {theme.PANEL}; border: {width}px solid {border};"
-                           f" border-radius: 6px; }}")
+        self._style(self, f"QFrame#tile {{ background: {theme.PANEL}; border: {width}px solid "
+                          f"{border}; border-radius: 6px; }}")
+
+    @staticmethod
+    def _style(widget, sheet: str) -> None:
+        if widget.styleSheet() != sheet:
+            widget.setStyleSheet(sheet)
 
 
 class NibpTile(NumericTile):
@@ -119,7 +127,7 @@ class NibpTile(NumericTile):
         self.value = systolic
         self.updated_at = now
         self.note.setText(f"mean {_fmt(mean)}   at {_local_time(t_wall)}")
-        self.note.setStyleSheet(f"color: {theme.TEXT};")
+        self._style(self.note, f"color: {theme.TEXT};")
         self._paint()
 
     def stale_note(self, age: float) -> str:

@@ -141,16 +141,11 @@ def test_cannot_start_twice(case, collector):
     source.stop()
 
 
-CORE_SINK_BUG = {"sim-oximeter", "sim-nibp"}  # VitalsSource base calls the sink unguarded
 
 
 def test_a_failing_sink_does_not_escape(case, request):
     """A sink that raises (not a Dispatcher) must not end the source or reach the caller."""
     c, source = case
-    if c.name in CORE_SINK_BUG:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="ketmonitor.sources.VitalsSource.emit/set_status call the sink "
-                                "without a guard; reported to the lead"))
     calls = []
 
     def bad_sink(sample):
