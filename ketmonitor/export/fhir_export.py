@@ -473,16 +473,21 @@ class Bundler:
                    if e["resource"]["resourceType"] not in ("Practitioner", "Organization",
                                                              "Device")]
         for rec in self.d.records:
-            doc = record_document(self._db, rec.record_id)
-            try:
-                self._payloads[rec.record_id] = json.loads(b64url_decode(doc.payload))
-            except ValueError:
-                self._payloads[rec.record_id] = {}
+            # the stored base64url strings, verbatim (the payload itself is the json export)
+            stored = self._db.conn.execute(
+                "SELECT protected, signature FROM record_signatures WHERE record_id = ?"
+                " ORDER BY idx", (rec.record_id,)).fetchall()
+            if rec.kind == "addendum":  # small: its text goes into a DocumentReference
+                try:
+                    doc = record_document(self._db, rec.record_id)
+                    self._payloads[rec.record_id] = json.loads(b64url_decode(doc.payload))
+                except ValueError:
+                    self._payloads[rec.record_id] = {}
             sigs = []
-            for info, jws in zip(rec.signatures, doc.signatures):
+            for info, (protected, signature) in zip(rec.signatures, stored):
                 code = ASTM_ADDENDUM if rec.kind == "addendum" and info.meaning == "authorship" \
                     else ASTM[info.meaning]
-                detached = f"{jws.protected}..{jws.signature}".encode("ascii")
+                detached = f"{protected}..{signature}".encode("ascii")
                 sigs.append({
                     "type": [{"system": ASTM_SIG, "code": code[0], "display": code[1]},
                              {"system": f"{LOCAL}:signature-meaning", "code": info.meaning}],
