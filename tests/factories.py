@@ -109,11 +109,13 @@ def sign_session(db, session_id: str, *, protocol: str | None = None, cosign_it:
 
 
 def export_world(db_path) -> dict:
-    """A database with four sessions: a monitored (hypertensive surge), signed, co-signed session
-    with an addendum; a monitored desaturation session signed by the nurse alone; a walked, signed
-    session whose 40-minute BP was skipped; and an unsigned walked session on another protocol."""
+    """A database with five sessions: a monitored (hypertensive surge), signed, co-signed session
+    with an addendum; a monitored desaturation session signed by the nurse alone; an unsigned
+    monitored session whose probe came off; a walked, signed session whose 40-minute BP was
+    skipped; and an unsigned walked session on another protocol."""
     monitored = monitored_session(db_path)
     desat = monitored_session(db_path, scenario="desaturation", seed=2)
+    probe_off = monitored_session(db_path, scenario="probe-off", seed=5)
     db = open_db(db_path)
     try:
         signed = sign_session(db, monitored, protocol="esketamine-intranasal")
@@ -124,6 +126,6 @@ def export_world(db_path) -> dict:
                        wall_anchor=1_767_225_600.0 + 86400, seed=3)
     finally:
         db.conn.close()
-    return {"monitored": monitored, "desaturation": desat, "record_id": signed.record_id,
+    return {"monitored": monitored, "desaturation": desat, "probe_off": probe_off, "record_id": signed.record_id,
             "addendum_id": signed.addendum_id, "no_bp40": "walk-no-bp40",
             "unsigned": "walk-unsigned"}

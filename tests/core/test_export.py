@@ -243,6 +243,24 @@ def test_fhir_keeps_alarm_extremes(world):
     assert triggers and triggers <= {o["valueQuantity"]["value"] for o in flagged}
 
 
+def test_fhir_minutes_without_values_have_a_data_absent_reason(world):
+    db, sid = world["db"], world["ids"]["probe_off"]
+    missing = rows(db, "SELECT count(*) FROM numerics WHERE session_id = ? AND metric = 'spo2'"
+                       " AND value IS NULL", (sid,))[0][0]
+    assert missing >= 60  # the probe was off for more than a minute
+    obs = resources(bundles(world)[sid], "Observation")
+    absent = [o for o in obs if "dataAbsentReason" in o and "effectivePeriod" in o]
+    assert absent
+    for o in absent:
+        assert o["dataAbsentReason"]["coding"][0]["code"] == "error"
+        assert "valueQuantity" not in o and "sensor" in o["method"]["text"]
+    spo2_absent = [o for o in absent if o["code"]["coding"][0]["code"] == "59408-5"]
+    assert 1 <= len(spo2_absent) <= missing // 60 + 1
+    series = next(o for o in obs if "valueSampledData" in o
+                  and o["code"]["coding"][0]["code"] == "59408-5")
+    assert series["valueSampledData"]["data"].split().count("E") >= missing
+
+
 def test_fhir_provenance_carries_each_jws_signature(world):
     db, ids = world["db"], world["ids"]
     b = bundles(world)[ids["monitored"]]
