@@ -44,7 +44,9 @@ example-db: $(STAMP)
 screenshot: deb-deps $(STAMP)
 	$(QT_ENV) $(VENV)/bin/ketmonitor demo --screenshot docs/monitor.png --minutes 50 --scenario hypertensive-surge --db /tmp/ketmonitor-screenshot.db
 
+# The X11 helper libraries the xcb platform plugin links to are installed so the bundle carries them.
 package: deb-deps $(STAMP)
+	$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0"
 	$(PY) -m pip install -q -e '.[package]'
 	$(PY) packaging/build.py
 
