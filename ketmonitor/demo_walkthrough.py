@@ -26,6 +26,10 @@ from .users import Authenticator, Clinic, User
 from .workflow import SessionWorkflow
 
 DEMO_NURSE = User("demo-nurse", "Demo Nurse (simulated)", "nurse")
+# The demo nurse exists only in a database the demo itself created (a clinic marked simulated); her
+# password is published (README) so a person can sign in to a demo database and sign as her.
+DEMO_NURSE_PASSWORD = "Ketamine-Demo-2026"
+DEMO_CLINIC = "Demo clinic (simulated)"
 DEMO_LOT = "DEMO-LOT-0001"
 POLL_S = 10.0  # simulated seconds between polls of the task list
 MANUAL_BP_AFTER_S = 90.0
@@ -57,10 +61,10 @@ def demo_user(runner, clock: Clock) -> User:
         return existing
     if auth.needs_first_start():
         password = secrets.token_urlsafe(18) + "aA1"
-        admin = auth.first_start(Clinic("Demo clinic (simulated)"), "demo-admin",
+        admin = auth.first_start(Clinic(DEMO_CLINIC), "demo-admin",
                                  "Demo Administrator (simulated)", password)
         return auth.create_user(admin, DEMO_NURSE.id, DEMO_NURSE.full_name, "nurse",
-                                secrets.token_urlsafe(18) + "aA1", must_change=False)
+                                DEMO_NURSE_PASSWORD, must_change=False)
     return DEMO_NURSE
 
 

@@ -95,14 +95,17 @@ class MonitorRuntime:
             self.event("session.resumed", {})
         return self.session_id
 
-    def stop(self, *, end: bool = True, status: str = "ended", reason: str | None = None) -> None:
+    def stop(self, *, end: bool = True, status: str = "ended", reason: str | None = None,
+             t_wall: float | None = None) -> None:
+        """Stop the threads; with ``end`` record the session's end (at ``t_wall``, default now)."""
         self._stop.set()
         for source in self.sources:
             source.stop()
         if self._thread is not None:
             self._thread.join(5)
         if end and self.session_id is not None:
-            sid, t_wall, user = self.session_id, self.clock.wall(), self._meta.get("user_id")
+            sid, user = self.session_id, self._meta.get("user_id")
+            t_wall = self.clock.wall() if t_wall is None else t_wall
             self.writer.end_heartbeat(sid)
             self.writer.run(lambda db: end_session(db, sid, status=status, user_id=user,
                                                    t_wall=t_wall, reason=reason))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
 
 from ..clock import ScaledClock
@@ -60,7 +61,10 @@ def run_headless(args) -> int:
         from ..protocols import load_protocol
         protocol = load_protocol(args.protocol)
     minutes = args.minutes or (demo_minutes(protocol) if protocol else 60.0)
-    clock = ScaledClock(args.speed or 600.0)
+    # Simulated time is anchored so the session ends as the demo starts: it is over when the record
+    # is signed, and every time in it is in the past, in its true order.
+    end_wall = time.time()
+    clock = ScaledClock(args.speed or 600.0, wall_anchor=end_wall - minutes * 60.0)
     sources = simulated_sources(scenario=args.scenario, seed=args.seed, clock=clock, t0=0.0,
                                 until=minutes * 60.0)
     runtime = MonitorRuntime(db_path, sources, clock=clock, scenario=args.scenario, seed=args.seed,
@@ -76,7 +80,7 @@ def run_headless(args) -> int:
         for source in sources:
             source.wait_stopped()
     finally:
-        runtime.stop()
+        runtime.stop(t_wall=min(clock.wall(), end_wall))
     db = open_db(db_path)
     s = summarise(db, session_id)
     print(f"session {session_id}")
@@ -96,6 +100,14 @@ def run_headless(args) -> int:
     print(f"alarms raised: {len(alarms)}")
     for line in alarms:
         print(f"  {line}")
+    from ..demo_signing import sign_demo_session
+    from ..errors import KetmonitorError
+    try:
+        path = sign_demo_session(db, session_id, db_path.parent / "records", clock)
+        print(f"record {path}  (signed by the demo nurse; check with 'ketmonitor verify {path} "
+              f"--db {db_path}')")
+    except KetmonitorError as exc:
+        print(f"note: {exc}")
     others = [u for u in unfinished_sessions(db) if u["id"] != session_id]
     if others:
         print(f"note: {len(others)} unfinished session(s) in this database "

@@ -84,7 +84,7 @@ def test_headless_demo_walks_the_protocol(tmp_path, capsys):
     assert f"{demo_minutes(protocol):g} simulated minutes" in out
     db = open_db(db_path)
     state, status = db.conn.execute("SELECT state, status FROM sessions").fetchone()
-    assert (state, status) == ("ended", "ended")
+    assert (state, status) == ("ended", "signed")  # the demo signs its record at the end
     bp = [json.loads(d) for (d,) in db.conn.execute(
         "SELECT data FROM check_results WHERE check_id LIKE 'bp@%' ORDER BY id")]
     assert len(bp) == len([c for c in protocol.checks if c.kind == "bp"])
