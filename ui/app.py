@@ -28,8 +28,11 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 
 def build_demo(db_path: Path, *, scenario: str = "uneventful", seed: int = 1, speed: float = 1.0,
-               protocol: str | None = None, fps: float = 30.0):
-    """The demo monitor: simulated devices, a runtime and its window (not yet started)."""
+               protocol: str | None = None, fps: float = 30.0, simulate_dose: bool = True):
+    """The demo monitor: simulated devices, a runtime and its window (not yet started).
+
+    ``simulate_dose`` marks the patient model's dose time on the screen when no nurse is there to
+    record a dose (screenshots, benchmarks)."""
     clock = ScaledClock(speed)
     sources = simulated_sources(scenario=scenario, seed=seed, clock=clock, t0=0.0)
     runtime = MonitorRuntime(db_path, sources, clock=clock, scenario=scenario, seed=seed,
@@ -42,8 +45,31 @@ def build_demo(db_path: Path, *, scenario: str = "uneventful", seed: int = 1, sp
             done.append(True)
             runtime.event("dose.simulated", {"note": "simulated dose time of the patient model"})
 
-    runtime.add_ticker(simulated_dose, 1.0)
+    if simulate_dose:
+        runtime.add_ticker(simulated_dose, 1.0)
     return runtime, window
+
+
+def attach_workflow(window, runtime, *, protocol: str | None = None, demo: bool = False):
+    """First start or login, then the workflow panel, task banner and automatic lock; the alarm UI
+    learns who acknowledges. In the demo, the simulated clinic and its nurse are created on an
+    empty database and the login is filled in for the demo nurse."""
+    from .workflow.session import WorkflowUi
+
+    wui = WorkflowUi(window, runtime)
+    if window.alarm_ui is not None:
+        window.alarm_ui.controller.user = wui.user_provider
+    if protocol:
+        wui.ready.connect(lambda user: wui.start_walkthrough(protocol))
+    if demo:
+        from ketmonitor.demo_walkthrough import DEMO_NURSE, demo_user
+
+        demo_user(runtime.writer, runtime.clock)
+    wui.begin()
+    if demo and getattr(wui.dialog, "user_id", None) is not None:
+        wui.dialog.user_id.setText(DEMO_NURSE.id)
+        wui.dialog.password.setFocus()
+    return wui
 
 
 def run_demo(args, db_path: Path) -> int:
@@ -53,12 +79,14 @@ def run_demo(args, db_path: Path) -> int:
     minutes = args.minutes or (10.0 if args.screenshot else None)
     speed = args.speed or (max(60.0, minutes * 60 / 6) if args.screenshot else 1.0)
     runtime, window = build_demo(db_path, scenario=args.scenario, seed=args.seed, speed=speed,
-                                 protocol=args.protocol)
+                                 protocol=args.protocol, simulate_dose=bool(args.screenshot))
     runtime.start()
     window.resize(1600, 900)
     window.show()
     window.start()
     window.closing.connect(lambda: runtime.stop())
+    if not args.screenshot:
+        window.workflow_ui = attach_workflow(window, runtime, protocol=args.protocol, demo=True)
     if args.screenshot:
         out = Path(args.screenshot)
 
@@ -130,4 +158,5 @@ def run_gui(args, db_path: Path) -> int:
     window.resize(1600, 900)
     window.show()
     window.start()
+    window.workflow_ui = attach_workflow(window, runtime)
     return app.exec()

@@ -127,9 +127,6 @@ class MonitorWindow(QMainWindow):
         self.banner_layout = QVBoxLayout()
         self.banner_layout.setSpacing(4)
         outer.addLayout(self.banner_layout)
-        self.storage_label = _label("", 18, theme.ALARM_COLOURS["medium"], bold=True)
-        self.storage_label.hide()
-        self.banner_layout.addWidget(self.storage_label)
 
         body = QHBoxLayout()
         outer.addLayout(body, 1)
@@ -170,8 +167,6 @@ class MonitorWindow(QMainWindow):
         # workflow panels (tasks, scales, doses) dock here
         self.side_layout = QVBoxLayout()
         body.addLayout(self.side_layout, 0)
-        self.runtime.storage_listeners.append(self._storage_changed)
-        self._storage_message: str | None = None
 
     # -- actions -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -209,10 +204,6 @@ class MonitorWindow(QMainWindow):
         for tile in self.tiles.values():
             tile.refresh_age(now)
         self.trends.redraw(now / 60.0)
-        msg = self._storage_message
-        self.storage_label.setVisible(bool(msg))
-        if msg:
-            self.storage_label.setText(f"RECORDING FAILING - monitoring continues: {msg}")
 
     def handle(self, s, now: float) -> None:
         t0 = self.runtime.t0 or 0.0
@@ -258,9 +249,6 @@ class MonitorWindow(QMainWindow):
         elif m == "nibp_error":
             detail = s.detail or METRICS[m].label
             self.tiles["nibp"].set_status_text(f"measurement failed: {detail}")
-
-    def _storage_changed(self, message: str | None) -> None:
-        self._storage_message = message  # read on the main thread at the next slow refresh
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         self.frames.stop()

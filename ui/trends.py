@@ -75,8 +75,12 @@ class TrendWidget(pg.GraphicsLayoutWidget):
             self._dirty = True
 
     def add_marker(self, t_minutes: float, label: str) -> None:
-        line = pg.InfiniteLine(pos=t_minutes, angle=90, pen=pg.mkPen(theme.TEXT, style=Qt.PenStyle.DashLine),
-                               label=label, labelOpts={"color": theme.TEXT, "position": 0.92})
+        # labels step down in four rows so markers close in time stay readable
+        position = 0.93 - 0.12 * (len(self.event_lines) % 4)
+        line = pg.InfiniteLine(pos=t_minutes, angle=90,
+                               pen=pg.mkPen(theme.DIM, style=Qt.PenStyle.DashLine), label=label,
+                               labelOpts={"color": theme.TEXT, "position": position,
+                                          "fill": pg.mkBrush(0, 0, 0, 170)})
         self.vitals.addItem(line)
         self.event_lines.append(line)
 

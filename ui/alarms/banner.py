@@ -9,6 +9,7 @@ never goes blank while a condition is shown: off-phases keep the text in the pri
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
 
 from ketmonitor.alarms import AlarmSnapshot
@@ -27,6 +28,35 @@ def _px(label: QLabel, px: int, bold: bool = True) -> None:
     label.setFont(f)
 
 
+class FitLabel(QLabel):
+    """Bold text at ``max_px``, shrunk (down to ``min_px``) until it fits the label's width, so a
+    long condition stays whole and readable at a metre instead of being cut at the edge."""
+
+    def __init__(self, text: str, max_px: int, min_px: int, parent=None):
+        super().__init__(text, parent)
+        self.max_px, self.min_px = max_px, min_px
+        _px(self, max_px)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt name
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = max(1, self.contentsRect().width())
+        f = self.font()
+        px = self.max_px
+        f.setPixelSize(px)
+        while px > self.min_px and QFontMetrics(f).horizontalAdvance(self.text()) > width:
+            px -= 2
+            f.setPixelSize(px)
+        if self.font().pixelSize() != px:
+            self.setFont(f)
+
+
 def countdown(seconds: float) -> str:
     s = max(0, int(seconds + 0.999))  # 0.2 s left still shows 0:01
     return f"{s // 60}:{s % 60:02d}"
@@ -43,17 +73,16 @@ class AlarmBannerWidget(QFrame):
         self.priority: str | None = None
         self.lit = True
         self.mark = QLabel("")
-        self.text = QLabel("No active alarms")
+        self.text = FitLabel("No active alarms", 40, 22)
         self.more = QLabel("")
         self.state = QLabel("")
         self.pause_label = QLabel("")
         _px(self.mark, 44)
-        _px(self.text, 40)
         _px(self.more, 20, bold=False)
         _px(self.state, 20, bold=False)
         _px(self.pause_label, 26)
         self.text.setTextFormat(Qt.PlainText)
-        # a long message is cut at the banner's edge (full text in the tooltip), never widening it
+        # never widening the banner: a long message shrinks to fit (full text in the tooltip)
         self.text.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.ack_button = QPushButton("Acknowledge")
         self.pause_button = QPushButton("Pause audio")

@@ -21,6 +21,8 @@ QCheckBox, QLabel {{ color: {theme.TEXT}; font-size: 14px; }}
 QTabBar::tab {{ background: #20262e; color: {theme.TEXT}; padding: 6px 10px; }}
 QTabBar::tab:selected {{ background: #2f3a46; }}
 QListWidget {{ background: #101418; color: {theme.TEXT}; font-size: 14px; }}
+QScrollArea, QScrollArea > QWidget > QWidget, QTabWidget::pane, QStackedWidget {{
+    background: {theme.PANEL}; border: none; }}
 """
 
 

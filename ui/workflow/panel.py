@@ -210,6 +210,7 @@ class WorkflowPanel(QWidget):
         self.setObjectName("workflowPanel")
         self.setStyleSheet(FORM_STYLE)
         self.setMinimumWidth(420)
+        self.setMaximumWidth(560)  # the vitals keep most of the screen
         self.workflow, self.protocols, self.latest = workflow, protocols, latest
         self._dirty = True
         self._shown_state: str | None = None
