@@ -173,3 +173,79 @@ def shared_world(tmp_path_factory) -> ReviewWorld:
     if "world" not in _WORLD:
         _WORLD["world"] = build_world(tmp_path_factory.mktemp("review_world"))
     return _WORLD["world"]
+
+
+# -- thousands of sessions for the browser's query ----------------------------------------------
+
+def many_sessions(path, n=3000):
+    """``n`` sessions, three hours apart, with 500 patients, events by seven nurses, alarms, signed
+    records, co-signatures and addenda, inserted by SQL (no samples: the browser never reads them).
+    Returns the database and, per filter, the ids it must find."""
+    import uuid
+
+    from ketmonitor.clock import utc_iso
+
+    db = open_db(path)
+    conn = db.conn
+    t0 = 1_767_225_600.0
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO signing_keys (kid, user_id, printed_name, role, public_key, origin,"
+                 " created_utc, valid_from_utc) VALUES ('k1', 'doc9', 'Doc Nine', 'physician',"
+                 " x'00', 'imported', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')")
+    protocols = ("iv-infusion", "im-injection", "esketamine-intranasal")
+    statuses = ("ended", "signed", "cosigned", "open")
+    expect = {"protocol": set(), "high": set(), "addendum": set(), "doc9": set(), "p7": set(),
+              "nurse3": set(), "march": set(), "signed": set()}
+    for i in range(n):
+        sid = f"s{i:05d}"
+        t = t0 + i * 3 * 3600
+        started = utc_iso(t)
+        pid = f"p{i % 500}"
+        if i < 500:
+            conn.execute("INSERT INTO patients (id, mrn, name, created_utc) VALUES (?,?,?,?)",
+                         (pid, f"MRN{i % 500:04d}", f"Patient {i % 500}", started))
+        status = statuses[i % 4]
+        conn.execute("INSERT INTO sessions (id, created_utc, started_utc, ended_utc, status, protocol,"
+                     " patient_id, wall_anchor, mono_anchor) VALUES (?,?,?,?,?,?,?,?,0)",
+                     (sid, started, started, None if status == "open" else utc_iso(t + 7200),
+                      status, protocols[i % 3], pid, t))
+        user = f"nurse{i % 7}"
+        for k in range(5):
+            conn.execute("INSERT INTO events (session_id, kind, t_mono, t_wall, t_utc, user_id)"
+                         " VALUES (?, 'note', ?, ?, ?, ?)", (sid, k, t + k, started, user))
+        if i % 11 == 0:
+            conn.execute("INSERT INTO alarm_log (session_id, alarm_id, condition, kind, priority,"
+                         " start_mono, start_wall, start_utc) VALUES (?, ?, 'spo2_desat', 'limit',"
+                         " ?, 0, ?, ?)", (sid, uuid.uuid4().hex, "high" if i % 2 else "medium",
+                                          t, started))
+            if i % 2:
+                expect["high"].add(sid)
+        if status in ("signed", "cosigned"):
+            rid = f"r{i}"
+            conn.execute("INSERT INTO session_records (record_id, session_id, kind, payload,"
+                         " payload_sha256, created_utc) VALUES (?, ?, 'original', x'7b7d', ?, ?)",
+                         (rid, sid, uuid.uuid4().hex, started))
+            if status == "cosigned":
+                conn.execute("INSERT INTO record_signatures (record_id, idx, protected, signature,"
+                             " kid, signer_id, meaning, signed_utc) VALUES (?, 1, 'p', 's', 'k1',"
+                             " 'doc9', 'review', ?)", (rid, started))
+                expect["doc9"].add(sid)
+            if i % 10 == 0:
+                conn.execute("INSERT INTO session_records (record_id, session_id, kind,"
+                             " amends_record_id, amends_record_hash, payload, payload_sha256,"
+                             " created_utc) VALUES (?, ?, 'addendum', ?, 'h', x'7b7d', ?, ?)",
+                             (rid + "a", sid, rid, uuid.uuid4().hex, started))
+                expect["addendum"].add(sid)
+        if protocols[i % 3] == "im-injection":
+            expect["protocol"].add(sid)
+        if pid == "p7":
+            expect["p7"].add(sid)
+        if user == "nurse3":
+            expect["nurse3"].add(sid)
+        if started.startswith("2026-03"):
+            expect["march"].add(sid)
+        if status == "signed":
+            expect["signed"].add(sid)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    return db, expect

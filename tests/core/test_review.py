@@ -5,7 +5,6 @@ view, and co-signing / addenda behind the role checks."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 
 import numpy as np
@@ -18,7 +17,7 @@ from ketmonitor.samples import WaveformChunk
 from ketmonitor.signing import verify_db
 from ketmonitor.store import open_db
 from ketmonitor.users import PermissionDenied
-from tests.review_factories import PASSWORDS, shared_world
+from tests.review_factories import PASSWORDS, many_sessions, shared_world
 
 
 @pytest.fixture
@@ -114,80 +113,12 @@ def test_paging_returns_every_session_once(db, world):
 
 # -- thousands of sessions: every filter through an index ------------------------------------------
 
-def _thousands(path, n=3000):
-    """n sessions over a year, with patients, events, alarms, records and signatures, by SQL."""
-    db = open_db(path)
-    conn = db.conn
-    t0 = 1_767_225_600.0
-    conn.execute("BEGIN")
-    conn.execute("INSERT INTO signing_keys (kid, user_id, printed_name, role, public_key, origin,"
-                 " created_utc, valid_from_utc) VALUES ('k1', 'doc9', 'Doc Nine', 'physician',"
-                 " x'00', 'imported', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')")
-    protocols = ("iv-infusion", "im-injection", "esketamine-intranasal")
-    statuses = ("ended", "signed", "cosigned", "open")
-    expect = {"protocol": set(), "high": set(), "addendum": set(), "doc9": set(), "p7": set(),
-              "nurse3": set(), "march": set(), "signed": set()}
-    for i in range(n):
-        sid = f"s{i:05d}"
-        t = t0 + i * 3 * 3600
-        started = review.utc_iso(t)
-        pid = f"p{i % 500}"
-        if i < 500:
-            conn.execute("INSERT INTO patients (id, mrn, name, created_utc) VALUES (?,?,?,?)",
-                         (pid, f"MRN{i % 500:04d}", f"Patient {i % 500}", started))
-        status = statuses[i % 4]
-        conn.execute("INSERT INTO sessions (id, created_utc, started_utc, ended_utc, status, protocol,"
-                     " patient_id, wall_anchor, mono_anchor) VALUES (?,?,?,?,?,?,?,?,0)",
-                     (sid, started, started, None if status == "open" else review.utc_iso(t + 7200),
-                      status, protocols[i % 3], pid, t))
-        user = f"nurse{i % 7}"
-        for k in range(5):
-            conn.execute("INSERT INTO events (session_id, kind, t_mono, t_wall, t_utc, user_id)"
-                         " VALUES (?, 'note', ?, ?, ?, ?)", (sid, k, t + k, started, user))
-        if i % 11 == 0:
-            conn.execute("INSERT INTO alarm_log (session_id, alarm_id, condition, kind, priority,"
-                         " start_mono, start_wall, start_utc) VALUES (?, ?, 'spo2_desat', 'limit',"
-                         " ?, 0, ?, ?)", (sid, uuid.uuid4().hex, "high" if i % 2 else "medium",
-                                          t, started))
-            if i % 2:
-                expect["high"].add(sid)
-        if status in ("signed", "cosigned"):
-            rid = f"r{i}"
-            conn.execute("INSERT INTO session_records (record_id, session_id, kind, payload,"
-                         " payload_sha256, created_utc) VALUES (?, ?, 'original', x'7b7d', ?, ?)",
-                         (rid, sid, uuid.uuid4().hex, started))
-            if status == "cosigned":
-                conn.execute("INSERT INTO record_signatures (record_id, idx, protected, signature,"
-                             " kid, signer_id, meaning, signed_utc) VALUES (?, 1, 'p', 's', 'k1',"
-                             " 'doc9', 'review', ?)", (rid, started))
-                expect["doc9"].add(sid)
-            if i % 10 == 0:
-                conn.execute("INSERT INTO session_records (record_id, session_id, kind,"
-                             " amends_record_id, amends_record_hash, payload, payload_sha256,"
-                             " created_utc) VALUES (?, ?, 'addendum', ?, 'h', x'7b7d', ?, ?)",
-                             (rid + "a", sid, rid, uuid.uuid4().hex, started))
-                expect["addendum"].add(sid)
-        if protocols[i % 3] == "im-injection":
-            expect["protocol"].add(sid)
-        if pid == "p7":
-            expect["p7"].add(sid)
-        if user == "nurse3":
-            expect["nurse3"].add(sid)
-        if started.startswith("2026-03"):
-            expect["march"].add(sid)
-        if status == "signed":
-            expect["signed"].add(sid)
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    return db, expect
-
-
 def _full_scans(plan: list[str]) -> list[str]:
     return [p for p in plan if p.startswith("SCAN") and "USING" not in p]
 
 
 def test_filters_on_thousands_of_sessions_use_indexes(tmp_path):
-    db, expect = _thousands(tmp_path / "many.db")
+    db, expect = many_sessions(tmp_path / "many.db")
     from ketmonitor.clock import parse_utc
 
     cases = [

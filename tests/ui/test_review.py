@@ -22,8 +22,13 @@ def world(tmp_path_factory):
 
 @pytest.fixture
 def db(world, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
     d = open_db(world.copy(tmp_path / "review.db"))
     yield d
+    for w in QApplication.topLevelWidgets():  # windows on this database close before it does
+        if isinstance(w, (ReviewWindow, ReviewBrowserWindow)):
+            w.close()
     d.conn.close()
 
 

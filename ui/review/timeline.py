@@ -75,7 +75,8 @@ class TimelinePlot(pg.GraphicsLayoutWidget):
         self._wave_timer.setSingleShot(True)
         self._wave_timer.setInterval(60)
         self._wave_timer.timeout.connect(self.update_waveform)
-        self.vitals.sigXRangeChanged.connect(lambda *_: self._wave_timer.start())
+        self._stopped = False
+        self.vitals.sigXRangeChanged.connect(self._range_changed)
         self.show_all()
 
     # -- building ------------------------------------------------------------------------------
@@ -245,12 +246,22 @@ class TimelinePlot(pg.GraphicsLayoutWidget):
 
     def _pleth(self) -> None:
         p = self.pleth
-        self.pleth_curve = p.plot([], [], pen=pg.mkPen(style.PARAMETER_COLOURS["pleth"], width=1.5),
+        # a 1-pixel pen: Qt strokes wider antialiased paths ten times slower (10 minutes of pleth)
+        self.pleth_curve = p.plot([], [], pen=pg.mkPen(style.PARAMETER_COLOURS["pleth"], width=1),
                                   connect="finite")
         self.pleth_hint = pg.TextItem("", color=style.DIM, anchor=(0.5, 0.5))
         p.addItem(self.pleth_hint, ignoreBounds=True)
         if not self.tl.waveforms:
             self.pleth_hint.setText("no waveform recorded")
+
+    def _range_changed(self, *_):
+        if not self._stopped:
+            self._wave_timer.start()  # load the pleth once the view settles
+
+    def stop(self) -> None:
+        """No more waveform reads (the window is closing; its database may close next)."""
+        self._stopped = True
+        self._wave_timer.stop()
 
     # -- navigation ----------------------------------------------------------------------------
     def show_all(self) -> None:
@@ -269,7 +280,7 @@ class TimelinePlot(pg.GraphicsLayoutWidget):
 
     # -- the pleth, by visible range -----------------------------------------------------------
     def update_waveform(self) -> None:
-        if not self.tl.waveforms:
+        if self._stopped or not self.tl.waveforms:
             return
         x0, x1 = self.view_range()
         width = x1 - x0

@@ -74,7 +74,7 @@ class ReviewWindow(QMainWindow):
         self._poll.setInterval(20)
         self._poll.timeout.connect(self._check_pending)
         self._build()
-        self.refresh_signatures()
+        self.refresh_signatures(reload=False)  # the timeline has just read and verified them
 
     # -- layout --------------------------------------------------------------------------------
     def _patient_text(self) -> str:
@@ -199,8 +199,9 @@ class ReviewWindow(QMainWindow):
                                   tip=text))
             t.setItem(i, 4, _item(e.user or "", style.DIM))
 
-    def refresh_signatures(self) -> None:
-        self.timeline.records = review.signed_records(self.db, self.session_id)
+    def refresh_signatures(self, *, reload: bool = True) -> None:
+        if reload:
+            self.timeline.records = review.signed_records(self.db, self.session_id)
         status = self.db.conn.execute("SELECT status FROM sessions WHERE id = ?",
                                       (self.session_id,)).fetchone()[0]
         self.timeline.session["status"] = status
@@ -311,8 +312,7 @@ class ReviewWindow(QMainWindow):
             self._failed(str(exc))
             return
         self.refresh_signatures()
-        self.timeline.records = self.timeline.records  # entries include the new signature
-        self.fill_entries()
+        self.fill_entries()  # the entries list the new signature too
         self.show_message(done, error=False)
         self.message.setStyleSheet(f"color: {style.SIGNED};")
         if self.sign_dialog is not None:
@@ -329,6 +329,7 @@ class ReviewWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         self._poll.stop()
+        self.plot.stop()
         self.executor.shutdown(wait=True)
         self.closing.emit()
         super().closeEvent(event)

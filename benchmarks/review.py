@@ -1,0 +1,145 @@
+"""Opening a 2-hour session in the review screen, and the session browser on thousands of sessions.
+
+    .venv/bin/python benchmarks/review.py [--repeat 5] [--speed 600]
+
+The session is made by the real pipeline (simulated oximeter and NIBP on a ScaledClock feeding the
+MonitorRuntime, the demo walk-through of the esketamine protocol: 2 h 13 min of monitoring) and
+sealed by the nurse. Reported, in seconds (median of ``--repeat`` runs, each on a fresh window):
+
+- open: ``ReviewWindow(...)`` to the window shown and painted once (load and audit the timeline,
+  verify the signatures, build every plot and the entry list);
+- of which the core load (``load_timeline``) alone;
+- zooming to a 10-minute window: reading that range of pleth chunks and drawing it;
+- the browser's first page (filters: protocol + high alarms, and none) on 3000 sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _session(folder: Path, speed: float):
+    from tests.review_factories import record_session, seal, setup_clinic
+
+    path = folder / "review-bench.db"
+    staff = setup_clinic(path)
+    t = time.perf_counter()
+    sid = record_session(path, protocol="esketamine-intranasal", scenario="hypertensive-surge",
+                         seed=7, speed=speed)
+    made = time.perf_counter() - t
+    seal(path, sid)
+    return path, sid, staff, made
+
+
+def measure(repeat: int = 5, speed: float = 600.0) -> dict:
+    from PySide6.QtTest import QTest
+
+    from ketmonitor import review
+    from ketmonitor.review import SessionFilter, list_sessions
+    from ketmonitor.store import open_db
+    from tests.review_factories import many_sessions
+    from ui.app import make_app
+    from ui.review import ReviewWindow
+
+    app = make_app()
+    out = {k: [] for k in ("open", "load", "zoom", "browse", "browse_filtered")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path, sid, staff, made = _session(Path(tmp), speed)
+        db = open_db(path)
+        info = {"numerics": db.conn.execute("SELECT count(*) FROM numerics WHERE session_id = ?",
+                                            (sid,)).fetchone()[0],
+                "chunks": db.conn.execute("SELECT count(*) FROM waveform_chunks WHERE session_id"
+                                          " = ?", (sid,)).fetchone()[0],
+                "made_s": made}
+        for _ in range(repeat):
+            t = time.perf_counter()
+            tl = review.load_timeline(db, sid, viewer_id=staff.doctor.id)
+            out["load"].append(time.perf_counter() - t)
+            info["minutes"] = tl.duration_s / 60
+            t = time.perf_counter()
+            w = ReviewWindow(db, sid, staff.doctor)
+            w.resize(1700, 1000)
+            w.show()
+            app.processEvents()
+            w.grab()  # one full paint
+            out["open"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            w.plot.show_range(3000.0, 3600.0)
+            w.plot.update_waveform()  # what the debounce timer runs
+            w.plot.grab()
+            out["zoom"].append(time.perf_counter() - t)
+            info["zoom_samples"] = w.plot.visible_samples()
+            w.close()
+            QTest.qWait(10)
+        db.conn.close()
+        many, _expect = many_sessions(Path(tmp) / "many.db", 3000)
+        f = SessionFilter(protocol="im-injection", high_alarms=True)
+        for _ in range(repeat):
+            t = time.perf_counter()
+            list_sessions(many, SessionFilter(), limit=200)
+            out["browse"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            list_sessions(many, f, limit=200)
+            out["browse_filtered"].append(time.perf_counter() - t)
+        many.conn.close()
+    out["info"] = info
+    return out
+
+
+def figures(quick: bool = False) -> list:
+    from benchmarks.harness import Figure
+
+    m = measure(repeat=2 if quick else 5, speed=1500.0 if quick else 600.0)
+    i = m["info"]
+    size = (f"{i['minutes']:.0f}-minute session from the real pipeline: {i['numerics']:,} numeric "
+            f"rows, {i['chunks']:,} pleth chunks")
+    ms = lambda xs: [x * 1000 for x in xs]  # noqa: E731
+    return [
+        Figure("review.open_2h", "Open a 2-hour session in the review screen", "s", m["open"],
+               "< 2", size + "; ReviewWindow constructed, shown and painted once (timeline loaded "
+               "and audited, signatures verified, plots and entry list built)"),
+        Figure("review.load_2h", "  of which: load_timeline (core)", "s", m["load"]),
+        Figure("review.zoom_10min", "Zoom to 10 minutes: load and draw that pleth", "ms",
+               ms(m["zoom"]), "< 500", f"{i['zoom_samples']:,} samples read from the chunks of "
+               "the visible range only"),
+        Figure("review.browse_3000", "Session browser first page, 3000 sessions", "ms",
+               ms(m["browse"]), "< 200", "list_sessions, no filter, 200 rows"),
+        Figure("review.browse_3000_filtered", "  filtered (protocol + high alarms)", "ms",
+               ms(m["browse_filtered"]), "< 200"),
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--speed", type=float, default=600.0,
+                    help="simulated seconds per real second while making the session")
+    args = ap.parse_args()
+    m = measure(args.repeat, args.speed)
+    i = m["info"]
+    print(f"session: {i['minutes']:.0f} min, {i['numerics']:,} numerics, {i['chunks']:,} pleth "
+          f"chunks (made in {i['made_s']:.1f} s at speed {args.speed:g})")
+    for key, label, scale, unit in (
+            ("open", "open in the review screen", 1, "s"),
+            ("load", "  of which load_timeline", 1, "s"),
+            ("zoom", "zoom to 10 min (pleth read + draw)", 1000, "ms"),
+            ("browse", "browser page, 3000 sessions", 1000, "ms"),
+            ("browse_filtered", "  filtered", 1000, "ms")):
+        xs = [x * scale for x in m[key]]
+        print(f"{label:<38} median {statistics.median(xs):8.3f} {unit}   "
+              f"(min {min(xs):.3f}, max {max(xs):.3f}, {len(xs)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
