@@ -98,11 +98,12 @@ def group_nibp(rows: list[dict]) -> list[NibpReading]:
     return out
 
 
-def load_session(db, session_id: str) -> SessionData:
+def load_session(db, session_id: str, *, numerics: bool = True) -> SessionData:
+    """``numerics=False``: skip the continuous numerics (formats that do not show them)."""
     conn = db.conn
     rec = workflow_record(db, session_id)
     marks = ",".join("?" * len(NIBP_GROUP))
-    numerics = _dict_rows(conn.execute(
+    numerics = [] if not numerics else _dict_rows(conn.execute(
         "SELECT rowid AS row_id, source, metric, t_mono, t_wall, t_utc, value, unit, flags,"
         f" device_time FROM numerics WHERE session_id = ? AND metric NOT IN ({marks})"
         " ORDER BY t_wall, rowid", (session_id, *NIBP_GROUP)))

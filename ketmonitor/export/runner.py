@@ -177,7 +177,8 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
 
     try:
         for i, sid in enumerate(selection.session_ids, 1):
-            data = load_session(db, sid) if exporter.needs_data else None
+            data = (load_session(db, sid, numerics=getattr(exporter, "needs_numerics", True))
+                    if exporter.needs_data else None)
             try:
                 written = exporter.add(sid, data)
             except ExportError as exc:

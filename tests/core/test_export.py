@@ -12,6 +12,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pypdf
@@ -243,22 +244,40 @@ def test_fhir_keeps_alarm_extremes(world):
     assert triggers and triggers <= {o["valueQuantity"]["value"] for o in flagged}
 
 
-def test_fhir_minutes_without_values_have_a_data_absent_reason(world):
+def test_fhir_minutes_report_missing_values_and_absent_data(world):
+    """Each SpO2 minute Observation says how many values were missing; a minute whose values were
+    all missing (whether one exists depends on where the probe-off falls against the minute grid)
+    has dataAbsentReason 'error' instead of a value."""
+    from collections import defaultdict
+
     db, sid = world["db"], world["ids"]["probe_off"]
-    missing = rows(db, "SELECT count(*) FROM numerics WHERE session_id = ? AND metric = 'spo2'"
-                       " AND value IS NULL", (sid,))[0][0]
-    assert missing >= 60  # the probe was off for more than a minute
+    anchor = rows(db, "SELECT wall_anchor FROM sessions WHERE id = ?", (sid,))[0][0]
+    minutes = defaultdict(lambda: [0, 0])  # minute -> [values, missing]
+    for t_wall, value in rows(db, "SELECT t_wall, value FROM numerics WHERE session_id = ? AND"
+                                  " metric = 'spo2' AND source = 'oximeter'", (sid,)):
+        minutes[int((t_wall - anchor) // 60)][value is None] += 1
+    assert sum(m[1] for m in minutes.values()) >= 60  # the probe was off for over a minute
     obs = resources(bundles(world)[sid], "Observation")
-    absent = [o for o in obs if "dataAbsentReason" in o and "effectivePeriod" in o]
-    assert absent
-    for o in absent:
-        assert o["dataAbsentReason"]["coding"][0]["code"] == "error"
-        assert "valueQuantity" not in o and "sensor" in o["method"]["text"]
-    spo2_absent = [o for o in absent if o["code"]["coding"][0]["code"] == "59408-5"]
-    assert 1 <= len(spo2_absent) <= missing // 60 + 1
+    by_minute = {}
+    for o in obs:
+        if o["code"]["coding"][0]["code"] == "59408-5" and "effectivePeriod" in o \
+                and "valueSampledData" not in o:
+            start = datetime.fromisoformat(o["effectivePeriod"]["start"].replace("Z", "+00:00"))
+            by_minute[round((start.timestamp() - anchor) / 60)] = o
+    assert set(by_minute) == set(minutes)
+    for minute, (values, missing) in minutes.items():
+        o = by_minute[minute]
+        assert f"median of {values} one-second values in the minute ({missing} missing)" \
+            in o["method"]["text"]
+        if values == 0:
+            assert o["dataAbsentReason"]["coding"][0]["code"] == "error"
+            assert "valueQuantity" not in o and "sensor_off" in o["method"]["text"]
+        else:
+            assert "dataAbsentReason" not in o and "valueQuantity" in o
     series = next(o for o in obs if "valueSampledData" in o
                   and o["code"]["coding"][0]["code"] == "59408-5")
-    assert series["valueSampledData"]["data"].split().count("E") >= missing
+    assert series["valueSampledData"]["data"].split().count("E") >= \
+        sum(m[1] for m in minutes.values())
 
 
 def test_fhir_provenance_carries_each_jws_signature(world):
