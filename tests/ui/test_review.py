@@ -144,6 +144,23 @@ def test_browser_window_opens_the_review_screen(qtbot, db, world):
     assert not rw.isVisible()
 
 
+def test_a_signature_refreshes_the_browser(qtbot, db, world):
+    win = ReviewBrowserWindow(db, world.staff.doctor)
+    qtbot.addWidget(win)
+    win.show()
+    row = win.browser.visible_ids().index(world.desat)
+    assert win.browser.model.data(win.browser.model.index(row, 5)) == "signed"
+    rw = win.open_session(world.desat)
+    qtbot.addWidget(rw)
+    with qtbot.waitSignal(rw.signed, timeout=10000):
+        _sign(qtbot, rw, "cosign", PASSWORDS["doc1"], meaning="responsibility")
+    row = win.browser.visible_ids().index(world.desat)
+    assert win.browser.model.data(win.browser.model.index(row, 5)) == "co-signed"
+    assert win.browser.model.data(win.browser.model.index(row, 7)) == "2"
+    win.close()
+    assert not rw.isVisible()
+
+
 # -- the review screen -----------------------------------------------------------------------------
 
 def test_timeline_shows_the_session(qtbot, db, world, tmp_path):

@@ -38,6 +38,7 @@ class ReviewBrowserWindow(QMainWindow):
             win = ReviewWindow(self.db, session_id, self.user)
             win.resize(1700, 1000)
             win.closing.connect(lambda sid=session_id: self.reviews.pop(sid, None))
+            win.signed.connect(lambda _result: self.browser.refresh())
             self.reviews[session_id] = win
         win.show()
         win.raise_()

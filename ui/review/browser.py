@@ -261,6 +261,11 @@ class SessionBrowserWidget(QWidget):
         if self.model.rows:
             self.table.selectRow(0)
 
+    def refresh(self) -> None:
+        """Re-read the current page (after a signature changed a status); the same search, so not
+        audited again."""
+        self.model.set_filters(self.model.filters)
+
     def clear_filters(self) -> None:
         widgets = (self.use_dates, self.patient, self.clinician, self.protocol, self.status,
                    self.high_alarms)
