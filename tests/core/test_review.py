@@ -356,3 +356,25 @@ def test_local_time_shows_date_time_and_zone():
     day = datetime.fromtimestamp(review.parse_utc("2026-03-02T08:59:59.993Z")).strftime("%Y-%m-%d")
     assert text.startswith(day) and len(text.split(" ")) >= 2
     assert review.local_time(None) == "-"
+
+
+def test_alarm_acknowledgements_are_on_the_timeline(db, world):
+    from ketmonitor.alarms.log import record_alarm_event
+    from ketmonitor.samples import SessionEvent
+
+    alarm_id, start = db.conn.execute(
+        "SELECT alarm_id, start_wall FROM alarm_log WHERE session_id = ? AND priority = 'high'",
+        (world.desat,)).fetchone()
+    t0 = db.conn.execute("SELECT wall_anchor FROM sessions WHERE id = ?", (world.desat,)).fetchone()[0]
+    db.conn.execute("BEGIN IMMEDIATE")  # as the alarm log listener writes it, 12 s after the start
+    record_alarm_event(db, world.desat, SessionEvent(
+        "alarm.acknowledged", start - t0 + 12, start + 12,
+        {"alarm_ids": [alarm_id], "role": "nurse"}, "demo-nurse"))
+    db.conn.execute("COMMIT")
+    tl = review.load_timeline(db, world.desat, viewer_id="doc1")
+    (high,) = [a for a in tl.alarms if a["alarm_id"] == alarm_id]
+    assert [(a["action"], a["user_id"]) for a in high["actions"]] == [("acknowledged", "demo-nurse")]
+    acks = [e for e in tl.entries() if e.kind == "alarm action"]
+    assert len(acks) == 1 and acks[0].user == "demo-nurse" and acks[0].priority == "high"
+    assert acks[0].text.startswith("acknowledged: SpO2")
+    assert abs(acks[0].t - (start - t0 + 12)) < 1e-6

@@ -194,6 +194,24 @@ def test_timeline_shows_the_session(qtbot, db, world, tmp_path):
     assert w.grab().save(str(tmp_path / "review.png"))
 
 
+def test_acknowledgements_are_marked_in_their_lane(qtbot, db, world):
+    from ketmonitor.alarms.log import record_alarm_event
+    from ketmonitor.samples import SessionEvent
+
+    alarm_id, start = db.conn.execute(
+        "SELECT alarm_id, start_wall FROM alarm_log WHERE session_id = ? AND priority = 'high'",
+        (world.desat,)).fetchone()
+    db.conn.execute("BEGIN IMMEDIATE")
+    record_alarm_event(db, world.desat, SessionEvent("alarm.acknowledged", 0.0, start + 5,
+                                                     {"alarm_ids": [alarm_id]}, "demo-nurse"))
+    db.conn.execute("COMMIT")
+    w = window(qtbot, db, world.desat, world.staff.doctor)
+    (dot,) = w.plot.lane_items["acks"]
+    assert "acknowledged (demo-nurse)" in dot.toolTip()
+    texts = [w.entries.item(i, 3).text() for i in range(w.entries.rowCount())]
+    assert any(t.startswith("acknowledged: SpO2") for t in texts)
+
+
 def test_pleth_loads_the_visible_range_and_zooms_to_single_samples(qtbot, db, world):
     w = window(qtbot, db, world.desat, world.staff.doctor)
     p = w.plot
