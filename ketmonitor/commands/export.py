@@ -52,6 +52,8 @@ def run(args) -> int:
         db.conn.close()
     for sid, why in result.skipped.items():
         print(f"ketmonitor export: skipped {sid}: {why}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"ketmonitor export: WARNING: {warning}", file=sys.stderr)
     print(f"exported {len(result.sessions)} session(s) as {args.format} to {result.folder} "
           f"({len(result.files)} files, {result.seconds:.1f} s)")
     if not result.sessions:  # pragma: no cover - export_sessions raises first

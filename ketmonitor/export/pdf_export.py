@@ -120,7 +120,7 @@ def _minute_points(data: SessionData, metric: str) -> list[tuple[float, float]]:
             if b["median"] is not None]
 
 
-def signature_rows(data: SessionData, verification: dict) -> list[list]:
+def signature_rows(data: SessionData) -> list[list]:
     rows = []
     for rec in data.records:
         for s in rec.signatures:
@@ -142,7 +142,8 @@ def verify_records(db, data: SessionData) -> dict:
     return out
 
 
-def build_pdf(db, data: SessionData) -> bytes:
+def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
+    """The report; ``verification`` (record id -> outcome) is computed when not given."""
     s, p, rec = data.session, data.patient or {}, data.record
     story: list = []
     made = utc_iso(time.time())
@@ -161,7 +162,7 @@ def build_pdf(db, data: SessionData) -> bytes:
         ["Birth date, sex, weight", f"{p.get('birth_date') or '-'}, {p.get('sex') or '-'}, "
                                     f"{_fmt(p.get('weight_kg'), 'kg')}"],
         ["Concomitant medication", conc if p else "-"],
-        ["Protocol", s.get("protocol") or "-"],
+        ["Protocol", _protocol_text(data)],
         ["Started", human_utc(s["started_utc"])], ["Ended", human_utc(s.get("ended_utc"))],
         ["Site", f"{clinic.get('name', '-')} {clinic.get('address', '')}".strip()],
         ["Workstation", s.get("workstation") or "-"],
@@ -265,10 +266,10 @@ def build_pdf(db, data: SessionData) -> bytes:
 
     story.append(Paragraph("Electronic signatures (21 CFR 11.50)", H2))
     if data.records:
-        verification = verify_records(db, data)
+        verification = verification if verification is not None else verify_records(db, data)
         story.append(KeepTogether(table(
             ["Printed name", "Date and time", "Meaning", "Signer", "Record"],
-            signature_rows(data, verification),
+            signature_rows(data),
             [38 * mm, 40 * mm, 22 * mm, 32 * mm, WIDTH - 132 * mm])))
         for rec in data.records:
             story.append(P(f"{rec.kind.capitalize()} record {rec.record_id}: "
@@ -298,6 +299,25 @@ def build_pdf(db, data: SessionData) -> bytes:
     return buf.getvalue()
 
 
+def _protocol_text(data: SessionData) -> str:
+    """The protocol's name and the version in force at check-in; its title from this computer's
+    protocol files when they still hold it."""
+    name = data.protocol
+    if not name:
+        return "-"
+    checkin = next((e["data"] for e in data.record["events"] if e["kind"] == "checkin"), {})
+    version = checkin.get("protocol_version")
+    text = name + (f", version {version} at check-in" if version else "")
+    try:
+        from ..protocols import load_protocol
+
+        p = load_protocol(name)
+        same = version is None or str(p.version) == str(version)
+        return f"{text} — {p.title}" + ("" if same else f" (now version {p.version})")
+    except KetmonitorError:
+        return text
+
+
 def _addendum_text(db, record_id: str) -> str:
     import json
 
@@ -317,8 +337,11 @@ class Exporter:
 
     def add(self, session_id: str, data: SessionData) -> dict:
         name = f"{session_id}.pdf"
-        self.out.write(name, build_pdf(self.db, data))
-        return {"files": [name], "signatures": len(data.signatures)}
+        verification = verify_records(self.db, data)
+        self.out.write(name, build_pdf(self.db, data, verification))
+        failed = [f"record {rid}: {v}" for rid, v in verification.items()
+                  if v.startswith("VERIFICATION FAILED")]
+        return {"files": [name], "signatures": len(data.signatures), "warnings": failed}
 
     def finish(self) -> None:
         pass

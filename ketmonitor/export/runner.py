@@ -131,6 +131,7 @@ class ExportResult:
     folder: Path
     sessions: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # session id -> why
+    warnings: list[str] = field(default_factory=list)  # e.g. a signature that no longer verifies
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256
     seconds: float = 0.0
 
@@ -192,6 +193,7 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
                              detail={"folder": str(out.folder), "files": files,
                                      **{k: v for k, v in written.items() if k != "files"}})
                 result.sessions.append(sid)
+                result.warnings += [f"session {sid}: {w}" for w in written.get("warnings", ())]
             if bar:
                 bar.update(i, sid)
     except BaseException:
@@ -209,7 +211,7 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
         "format": "ketmonitor.export-manifest", "format_version": 1,
         "export_format": fmt, "created_utc": utc_iso(time.time()), "user_id": user_id,
         "database": db_path, "selection": selection.description,
-        "sessions": result.sessions, "skipped": result.skipped,
+        "sessions": result.sessions, "skipped": result.skipped, "warnings": result.warnings,
         "files": dict(sorted(out.files.items())),
     }
     data = json.dumps(manifest, indent=1, sort_keys=True).encode()

@@ -146,3 +146,24 @@ def test_parse_date_forms():
     assert parse_date("2026-01-01T01:00:00") == T0 + 3600  # no offset: UTC
     with pytest.raises(ExportError, match="--until '01/02/2026' is not a date"):
         parse_date("01/02/2026", option="--until")
+
+
+def test_pdf_flags_a_signature_that_no_longer_verifies(clinic, tmp_path, capsys):
+    """What an attacker with raw file access does: drop the trigger, swap a signature."""
+    db = open_db(clinic)
+    db.conn.execute("DROP TRIGGER record_signatures_no_update")
+    sig = db.conn.execute("SELECT signature FROM record_signatures").fetchone()[0]
+    forged = ("A" if sig[0] != "A" else "B") + sig[1:]
+    db.conn.execute("UPDATE record_signatures SET signature = ?", (forged,))
+    db.conn.close()
+    rc, _, err = run(capsys, "export", "--db", str(clinic), "--format", "pdf", "--session",
+                     "jan01", "--out", str(tmp_path / "out"))
+    assert rc == 0
+    assert "WARNING: session jan01: record" in err and "does not verify" in err
+    import pypdf
+
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "out" / "jan01.pdf").pages)
+    assert "VERIFICATION FAILED" in text
+    assert "esketamine-intranasal, version 1 at check-in" in text
+    manifest = json.loads((tmp_path / "out" / "export-manifest.json").read_text())
+    assert manifest["warnings"] and "does not verify" in manifest["warnings"][0]
