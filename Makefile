@@ -46,7 +46,7 @@ screenshot: deb-deps $(STAMP)
 
 # The X11 helper libraries the xcb platform plugin links to are installed so the bundle carries them.
 package: deb-deps $(STAMP)
-	$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0"
+	$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libwayland-cursor0 libwayland-egl1"
 	$(PY) -m pip install -q -e '.[package]'
 	$(PY) packaging/build.py
 

@@ -106,7 +106,32 @@ def write_build_info(ver: str) -> dict:
     return info
 
 
+def missing_libraries() -> dict[str, set[str]]:
+    """Linux: libraries that ELF files in the bundle link to but neither the bundle nor this
+    machine has (``ldd``); {library: {files needing it}}."""
+    if sys.platform != "linux" or shutil.which("ldd") is None:
+        return {}
+    internal = BUNDLE / "_internal"
+    env = dict(os.environ, LD_LIBRARY_PATH=f"{internal}:{internal / 'PySide6' / 'Qt' / 'lib'}")
+    missing: dict[str, set[str]] = {}
+    for path in internal.rglob("*.so*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env=env)
+        for line in out.stdout.splitlines():
+            if "not found" in line:
+                missing.setdefault(line.split()[0], set()).add(str(path.relative_to(internal)))
+    return missing
+
+
 def check_bundle(exe: Path, expected_version: str) -> None:
+    missing = missing_libraries()
+    qt = {lib: files for lib, files in missing.items() if lib.startswith("libQt6")}
+    if qt:
+        raise SystemExit(f"Qt libraries missing from the bundle (see DROP in the spec): {qt}")
+    if missing:
+        print("note: libraries the bundle expects from the workstation (not on this build machine):"
+              f" {', '.join(sorted(missing))}")
     dangling = [str(p.relative_to(BUNDLE)) for p in BUNDLE.rglob("*")
                 if p.is_symlink() and not p.exists()]
     if dangling:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -123,13 +124,56 @@ def test_frozen_verify_checks_signatures_and_names_tampering(exe, tmp_path):
     assert "FAILED" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_frozen_export_writes_every_format(exe, tmp_path):
+    """Export pulls in the libraries only it uses (FHIR models looked up by name, reportlab)."""
+    example = BUNDLE / "examples" / "sessions.db.example"
+    if not example.exists():
+        pytest.skip("this bundle carries no example database")
+    db = tmp_path / "example.db"
+    shutil.copy(example, db)
+    conn = sqlite3.connect(db)
+    session = conn.execute("SELECT id FROM sessions WHERE protocol = 'esketamine-intranasal'"
+                           " ORDER BY started_utc").fetchone()[0]  # REMS: esketamine only
+    conn.close()
+    out = run(exe, "export", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    formats = re.search(r"--format \{([a-z,]+)\}", out.stdout).group(1).split(",")
+    assert {"json", "csv", "pdf"} <= set(formats)
+    for fmt in formats:
+        folder = tmp_path / fmt
+        out = run(exe, "export", "--db", str(db), "--format", fmt, "--session", session, "--out",
+                  str(folder), "--quiet", cwd=tmp_path)
+        assert out.returncode == 0, f"{fmt}: {out.stderr[-2000:]}"
+        files = [f for f in folder.iterdir() if f.name != "export-manifest.json"]
+        assert files and all(f.stat().st_size > 0 for f in files), fmt
+        for f in files:
+            if f.suffix == ".pdf":
+                assert f.read_bytes().startswith(b"%PDF-")
+            elif f.suffix == ".json":
+                data = json.loads(f.read_text())
+                if fmt == "fhir":
+                    assert data["resourceType"] == "Bundle" and data["entry"]
+    signed = tmp_path / "json" / f"{session}.record.json"
+    out = run(exe, "verify", str(signed), "--db", str(db), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Nora Nurse" in out.stdout
+
+
 def test_frozen_gui_starts_offscreen_and_shows_the_monitor(exe, tmp_path):
     from PySide6.QtGui import QImage
 
     png = tmp_path / "monitor.png"
     out = run(exe, "demo", "--screenshot", str(png), "--minutes", "1", "--db",
-              str(tmp_path / "gui.db"), cwd=tmp_path, QT_QPA_PLATFORM="offscreen")
-    assert out.returncode == 0, out.stdout + out.stderr
+              str(tmp_path / "gui.db"), cwd=tmp_path, QT_QPA_PLATFORM="offscreen",
+              QT_DEBUG_PLUGINS="1")
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    # the Qt plugins it needs load from the bundle: the platform, and the multimedia backend that
+    # plays the alarm tones (it links Qt libraries a too eager size trim would drop)
+    plugin_lines = [line for line in out.stderr.splitlines() if "/Qt/plugins/" in line]
+    assert not [line for line in plugin_lines if "cannot load" in line]
+    for plugin in ("platforms/libqoffscreen.so", "multimedia/libffmpegmediaplugin.so"):
+        assert any(plugin in line and "loaded library" in line for line in plugin_lines), plugin
+        assert all(str(BUNDLE) in line for line in plugin_lines if plugin in line)
     assert png.is_file()
     image = QImage(str(png))
     assert not image.isNull()
