@@ -172,6 +172,8 @@ class ReviewWindow(QMainWindow):
                   f"ended {review.local_time(s['ended_utc'])}" if s["ended_utc"] else "still open",
                   f"length {elapsed(tl.duration_s)}"]
         info = QLabel("   |   ".join(facts))
+        info.setWordWrap(True)  # never widens the window; wraps on a narrow screen
+        info.setMinimumWidth(200)
         h.addSpacing(16)
         h.addWidget(info, 1)
         self.status_label = QLabel("")
@@ -213,8 +215,7 @@ class ReviewWindow(QMainWindow):
         t = self.signatures
         t.setRowCount(len(rows))
         for i, (rv, s) in enumerate(rows):
-            what = "record" if rv.record.kind == "original" else \
-                f"addendum {review.local_time(rv.record.created_utc, seconds=False)}"
+            what = "record" if rv.record.kind == "original" else "addendum"
             ok = "verified" if rv.verified else "FAILED"
             t.setItem(i, 0, _item(what, tip=f"record {rv.record.record_id}\nSHA-256 "
                                             f"{rv.record.payload_sha256}"))
