@@ -124,3 +124,40 @@ def test_every_documented_password_logs_in(tmp_path):
         assert verify_db(d).describe()  # logging in touched no signed data
     finally:
         d.conn.close()
+
+
+@pytest.mark.slow
+def test_the_generator_builds_a_verified_database_through_the_pipeline(tmp_path):
+    """The generator itself (what 'make example-db' runs), on one short session that exercises
+    every path: alarms acknowledged, sealed, co-signed and amended by an addendum."""
+    from ketmonitor.example_db import ExampleSession, build
+
+    spec = ExampleSession("all", "every path at once", "im-injection", "desaturation", seed=13,
+                          day=1, acknowledge_alarms=True, cosign="review",
+                          addendum="checked the next day", notes=("a note from the generator",))
+    out = tmp_path / "example.db"
+    lines = []
+    built = build(out, speed=1200.0, sessions=(spec,), log=lines.append)
+    assert [b.spec.kind for b in built] == ["all"] and built[0].alarms_acknowledged >= 1
+    assert lines[-1].startswith(f"wrote {out}")
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "example.db-wal").exists()
+    d = open_db(out, readonly=True)
+    try:
+        assert pending_migrations(d) == []
+        assert verify_db(d).describe().count(": verified") == 2
+        sid = built[0].session_id
+        assert one(d, "SELECT status FROM sessions WHERE id = ?", sid) == "cosigned"
+        assert one(d, "SELECT count(*) FROM alarm_actions WHERE session_id = ? AND action ="
+                   " 'acknowledged' AND user_id = 'nurse'", sid) >= 1
+        assert one(d, "SELECT count(*) FROM events WHERE session_id = ? AND kind = 'note'"
+                   " AND data LIKE '%a note from the generator%'", sid) == 1
+    finally:
+        d.conn.close()
+
+
+def test_the_generator_refuses_a_missing_folder(tmp_path):
+    from ketmonitor.errors import ConfigError
+    from ketmonitor.example_db import build
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        build(tmp_path / "no" / "example.db")
