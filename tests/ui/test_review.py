@@ -376,3 +376,18 @@ def test_monitor_menu_opens_the_browser_after_login(qtbot, db, world, tmp_path):
     assert len(browser.browser.visible_ids()) == 4
     browser.close()
     browser.db.conn.close()
+
+
+def test_a_tampered_record_shows_failed_and_cannot_be_cosigned(qtbot, db, world):
+    rid, sig = db.conn.execute(
+        "SELECT g.record_id, g.signature FROM record_signatures g JOIN session_records r"
+        " ON r.record_id = g.record_id WHERE r.session_id = ?", (world.desat,)).fetchone()
+    forged = ("A" if sig[0] != "A" else "B") + sig[1:]
+    db.conn.execute("DROP TRIGGER record_signatures_no_update")  # what an attacker does first
+    db.conn.execute("UPDATE record_signatures SET signature = ? WHERE record_id = ?", (forged, rid))
+    w = window(qtbot, db, world.desat, world.staff.doctor)
+    assert w.signatures.item(0, 5).text() == "FAILED"
+    assert "signature" in w.signatures.item(0, 5).toolTip().lower()
+    before = sig_rows(db)
+    d = _sign(qtbot, w, "cosign", PASSWORDS["doc1"], meaning="review")
+    assert d.isVisible() and d.error.text() and sig_rows(db) == before
