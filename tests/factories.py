@@ -38,10 +38,18 @@ class JumpingClock(ManualClock):
 
 def monitored_session(db_path, *, protocol: str = "esketamine-intranasal",
                       scenario: str = "hypertensive-surge", seed: int = 1,
-                      speed: float = 8000.0) -> str:
-    """One whole session through the real runtime; returns its id (the session has ended)."""
+                      speed: float = 2000.0) -> str:
+    """One whole session through the real runtime; returns its id (the session has ended).
+
+    The demo accounts are made before the simulated clock starts (password hashing would otherwise
+    cost simulated minutes at this speed)."""
     proto = load_protocol(protocol)
     minutes = demo_minutes(proto)
+    db = open_db(db_path)
+    try:
+        demo_user(InlineRunner(db), ManualClock())
+    finally:
+        db.conn.close()
     clock = ScaledClock(speed)
     sources = simulated_sources(scenario=scenario, seed=seed, clock=clock, t0=0.0,
                                 until=minutes * 60.0)
@@ -110,12 +118,12 @@ def sign_session(db, session_id: str, *, protocol: str | None = None, cosign_it:
 
 def export_world(db_path) -> dict:
     """A database with five sessions: a monitored (hypertensive surge), signed, co-signed session
-    with an addendum; a monitored desaturation session signed by the nurse alone; an unsigned
-    monitored session whose probe came off; a walked, signed session whose 40-minute BP was
+    with an addendum; a monitored IM-injection session with a desaturation, signed by the nurse
+    alone; an unsigned monitored IM-injection session whose probe came off; a walked, signed session whose 40-minute BP was
     skipped; and an unsigned walked session on another protocol."""
     monitored = monitored_session(db_path)
-    desat = monitored_session(db_path, scenario="desaturation", seed=2)
-    probe_off = monitored_session(db_path, scenario="probe-off", seed=5)
+    desat = monitored_session(db_path, protocol="im-injection", scenario="desaturation", seed=2)
+    probe_off = monitored_session(db_path, protocol="im-injection", scenario="probe-off", seed=5)
     db = open_db(db_path)
     try:
         signed = sign_session(db, monitored, protocol="esketamine-intranasal")

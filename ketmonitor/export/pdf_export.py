@@ -60,6 +60,19 @@ def _fmt(v, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def plain(value) -> str:
+    """JSON-ish data for people: ``key: value; key: value`` without quotes or braces."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {plain(v)}" for k, v in value.items() if v not in (None, "", {}))
+    if isinstance(value, list):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def _when(data: SessionData, iso: str | None, t_wall: float | None = None) -> str:
     if not iso:
         return "-"
@@ -75,7 +88,7 @@ def trend_chart(data: SessionData, title: str, series: list[tuple[str, list, obj
     d = Drawing(WIDTH, height)
     d.add(String(0, height - 9, title, fontName="Helvetica-Bold", fontSize=8))
     plot = LinePlot()
-    plot.x, plot.y, plot.width, plot.height = 28, 18, WIDTH - 40, height - 34
+    plot.x, plot.y, plot.width, plot.height = 28, 24, WIDTH - 40, height - 40
     lines = [pts for _, pts, _ in series if pts]
     end_min = max([minutes_since(data, data.start_wall) + 1]
                   + [p[0] for pts in lines for p in pts])
@@ -102,7 +115,8 @@ def trend_chart(data: SessionData, title: str, series: list[tuple[str, list, obj
             x = plot.x + minutes_since(data, dose["t_wall"]) * scale
             d.add(Line(x, plot.y, x, plot.y + plot.height, strokeColor=colors.HexColor("#8a4fbf"),
                        strokeDashArray=[2, 2], strokeWidth=0.6))
-    legend_x = 120
+    legend_w = sum(14 + len(label) * 3.6 + 10 for label, _p, _s in series) + 45
+    legend_x = WIDTH - legend_w
     for label, pts, (color, _m) in series:
         d.add(Line(legend_x, height - 6, legend_x + 10, height - 6, strokeColor=color,
                    strokeWidth=1.5))
@@ -110,7 +124,7 @@ def trend_chart(data: SessionData, title: str, series: list[tuple[str, list, obj
         legend_x += 14 + len(label) * 3.6 + 10
     d.add(String(legend_x, height - 8, "dashed: dose", fontSize=6.5,
                  fillColor=colors.HexColor("#8a4fbf")))
-    d.add(String(plot.x + plot.width / 2 - 40, 2, "minutes since session start", fontSize=6.5))
+    d.add(String(plot.x + plot.width / 2 - 40, 1, "minutes since session start", fontSize=6.5))
     return d
 
 
@@ -211,8 +225,7 @@ def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
         rows.append([_when(data, e["t_utc"]), f"{e['scale']} v{e['scale_version']}"
                      + (f" ({e['variant']})" if e["variant"] else ""),
                      _fmt(eff["total"]) + ("" if eff["complete"] else " (incomplete)"),
-                     json_text({k: v for k, v in (eff.get("subscales") or {}).items()}) if
-                     eff.get("subscales") else "", items, e["check_id"] or "",
+                     plain(eff.get("subscales") or {}), items, e["check_id"] or "",
                      data.user_name(e["user_id"])
                      + (f"; amended ({', '.join(map(str, e['amendments']))})" if e["amendments"]
                         else "")])
@@ -225,9 +238,9 @@ def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
     for e in rec["events"]:
         if e["kind"].startswith("alarm."):
             continue
-        shown = json_text(e["data"])
+        shown = plain(e["data"])
         if e["amendments"]:
-            shown += f"\ncorrected to: {json_text(e['effective']['data'])}"
+            shown += f" — corrected to: {plain(e['effective']['data'])}"
         rows.append([_when(data, e["t_utc"]), e["kind"], shown, data.user_name(e["user_id"])])
     story.append(table(["Time (UTC)", "Kind", "Details", "By"], rows or [["-"] * 4],
                        [32 * mm, 25 * mm, WIDTH - 92 * mm, 35 * mm]))
@@ -252,7 +265,7 @@ def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
     story.append(Paragraph("Amendments", H2))
     story.append(table(["Time (UTC)", "Corrects", "Reason", "New values", "By"],
                        [[_when(data, a["t_utc"]), f"{a['target_table']} {a['target_id']}", a["reason"],
-                         json_text(a["changes"]), data.user_name(a["user_id"])]
+                         plain(a["changes"]), data.user_name(a["user_id"])]
                         for a in rec["amendments"]] or [["none", "", "", "", ""]]))
     addenda = [r for r in data.records if r.kind == "addendum"]
     if addenda:
