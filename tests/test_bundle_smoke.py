@@ -186,3 +186,24 @@ def test_frozen_errors_are_one_line(exe, tmp_path):
     out = run(exe, "verify", "--db", str(tmp_path / "missing" / "x.db"), cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_the_desktop_entry_installs_and_launches_the_bundle(exe, tmp_path):
+    installer = BUNDLE / "install-desktop-entry.sh"
+    if sys.platform != "linux" or not installer.exists():
+        pytest.skip("Linux desktop entry only")
+    home = tmp_path / "home"
+    home.mkdir()
+    out = subprocess.run([str(installer)], env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    entry = home / ".local" / "share" / "applications" / "ketmonitor.desktop"
+    text = entry.read_text()
+    assert f'Exec="{exe}"' in text and "Icon=ketmonitor" in text
+    assert (home / ".local/share/icons/hicolor/scalable/apps/ketmonitor.svg").is_file()
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    link = home / ".local" / "bin" / "ketmonitor"
+    out = run(link, "--version", cwd=tmp_path)  # through the link: the bundle finds _internal/
+    assert out.returncode == 0 and out.stdout.startswith("ketmonitor "), out.stderr
