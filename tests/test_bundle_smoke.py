@@ -207,3 +207,20 @@ def test_the_desktop_entry_installs_and_launches_the_bundle(exe, tmp_path):
     link = home / ".local" / "bin" / "ketmonitor"
     out = run(link, "--version", cwd=tmp_path)  # through the link: the bundle finds _internal/
     assert out.returncode == 0 and out.stdout.startswith("ketmonitor "), out.stderr
+
+
+def test_the_tarball_unpacks_to_a_working_bundle(build_info, tmp_path):
+    import tarfile
+
+    tarball = BUNDLE.parent / f"ketmonitor-{build_info['version']}-{build_info['platform']}.tar.gz"
+    if not tarball.exists():
+        pytest.skip(f"no {tarball.name} beside the bundle")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp_path / "opt", filter="tar")
+    top = tmp_path / "opt" / f"ketmonitor-{build_info['version']}"
+    assert json.loads((top / "BUILD-INFO.json").read_text()) == build_info
+    out = run(top / EXE_NAME, "--version", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == f"ketmonitor {build_info['version']}"
+    out = run(top / EXE_NAME, "demo", "--headless", "--minutes", "2", "--db", str(tmp_path / "t.db"),
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
