@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 import sqlite3
@@ -126,6 +127,15 @@ def test_csv_row_counts_match_the_database(world):
     for r in per["numerics.csv"][:50] + per["alarms.csv"]:
         t = r.get("t_utc") or r["start_utc"]
         assert t.endswith("Z") and "T" in t
+
+
+def test_every_csv_file_and_column_is_documented():
+    doc = (ROOT / "docs" / "export.md").read_text()
+    for name, cols in COLUMNS.items():
+        line = next((ln for ln in doc.splitlines() if ln.startswith(f"| `{name}`")), None)
+        assert line is not None, f"docs/export.md does not describe {name}"
+        for col in cols:
+            assert col in line, f"docs/export.md: {name} lacks column {col}"
 
 
 def test_csv_shows_amended_values_beside_the_originals(world):
@@ -313,6 +323,39 @@ def test_fhir_provenance_carries_each_jws_signature(world):
     addendum = [s for p in provs for s in p["signature"]
                 if "1.2.840.10065.1.12.1.15" in {c["code"] for c in s["type"]}]
     assert len(addendum) == 1
+
+
+def test_fhir_signatures_verify_with_jwcrypto_and_the_json_export(world):
+    """The recipe of docs/export.md, with an independent JOSE library: the detached JWS in
+    Provenance.signature.data plus the payload of the json export verifies with the keyring."""
+    from jwcrypto import jwk, jws
+    from jwcrypto.common import base64url_decode
+
+    db, sid = world["db"], world["ids"]["monitored"]
+    keyset = jwk.JWKSet.from_json(Keyring.from_db(db).to_json())
+    payloads = {}
+    for path in (world["base"] / "json").glob(f"{sid}.*.json"):
+        record = json.loads(path.read_bytes())
+        digest = hashlib.sha256(base64url_decode(record["payload"])).hexdigest()
+        payloads[digest] = record["payload"]
+    checked = 0
+    for prov in resources(bundles(world)[sid], "Provenance"):
+        payload = payloads[prov["entity"][0]["what"]["identifier"]["value"]]
+        for sig in prov["signature"]:
+            protected, _, signature = base64.b64decode(sig["data"]).decode().split(".")
+            one = jws.JWS()
+            one.deserialize(json.dumps({"payload": payload, "protected": protected,
+                                        "signature": signature}))
+            kid = json.loads(base64url_decode(protected))["kid"]
+            one.verify(keyset.get_key(kid), alg="EdDSA")
+            tampered = jws.JWS()
+            tampered.deserialize(json.dumps({"payload": payloads[next(
+                d for d in payloads if payloads[d] != payload)], "protected": protected,
+                "signature": signature}))
+            with pytest.raises(jws.InvalidJWSSignature):
+                tampered.verify(keyset.get_key(kid), alg="EdDSA")
+            checked += 1
+    assert checked == 3
 
 
 # -- pdf -----------------------------------------------------------------------------------------
