@@ -224,3 +224,50 @@ def test_the_tarball_unpacks_to_a_working_bundle(build_info, tmp_path):
     out = run(top / EXE_NAME, "demo", "--headless", "--minutes", "2", "--db", str(tmp_path / "t.db"),
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("pulseaudio", "parec", "pactl")),
+                    reason="needs pulseaudio and parec (Debian: pulseaudio, pulseaudio-utils)")
+def test_frozen_alarm_tones_reach_the_sound_server(exe, tmp_path):
+    """A private PulseAudio server with a null sink: the frozen GUI, on a desaturation, plays the
+    alarm tones through QtMultimedia, and a recording of the sink's monitor hears them."""
+    import array
+    import math
+
+    from tests.waiting import wait_for
+
+    runtime = tmp_path / "pulse"
+    runtime.mkdir()
+    socket = runtime / "native"
+    env = {"XDG_RUNTIME_DIR": str(runtime), "PULSE_RUNTIME_PATH": str(runtime),
+           "HOME": str(runtime), "PULSE_SERVER": f"unix:{socket}", "PATH": "/usr/bin:/bin"}
+    server = subprocess.Popen(
+        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
+         "--load=module-null-sink sink_name=ketsink", f"--load=module-native-protocol-unix "
+         f"socket={socket}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    recorder = None
+    try:
+        wait_for(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode
+                 == 0, timeout=20, message="the private PulseAudio server did not start")
+        raw = tmp_path / "sink.raw"
+        with open(raw, "wb") as fh:
+            recorder = subprocess.Popen(["parec", "-d", "ketsink.monitor", "--format=s16le",
+                                         "--rate=8000", "--channels=1"], env=env, stdout=fh)
+            out = run(exe, "demo", "--screenshot", str(tmp_path / "desat.png"), "--minutes", "26",
+                      "--scenario", "desaturation", "--db", str(tmp_path / "desat.db"),
+                      cwd=tmp_path, QT_QPA_PLATFORM="offscreen", **env)
+            recorder.terminate()
+            recorder.wait(10)
+        assert out.returncode == 0, out.stderr[-2000:]
+    finally:
+        for proc in (recorder, server):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+    data = raw.read_bytes()
+    pcm = array.array("h", data[: len(data) // 2 * 2])
+    window = 800  # 0.1 s
+    rms = [math.sqrt(sum(x * x for x in pcm[i:i + window]) / window)
+           for i in range(0, len(pcm) - window, window)]
+    assert rms, "nothing was recorded"
+    assert sum(r > 1000 for r in rms) >= 3, f"no alarm tone heard (loudest {max(rms):.0f})"
