@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -74,6 +75,48 @@ def build(db_path: Path, n: int) -> list[str]:
     print(f"copied and signed {n} sessions ({counts} numerics rows): "
           f"{time.perf_counter() - t:.1f} s", flush=True)
     return ids
+
+
+def _export(db_path: Path, fmt: str, out: Path) -> tuple[float, str]:
+    shutil.rmtree(out, ignore_errors=True)
+    argv = ["export", "--db", str(db_path), "--format", fmt, "--since", "2000-01-01",
+            "--out", str(out), "--quiet"]
+    t = time.perf_counter()
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()) as se:
+        rc = main(argv)
+    dt = time.perf_counter() - t
+    if rc != 0:
+        raise RuntimeError(f"export {fmt} failed: {se.getvalue().strip()}")
+    return dt, " ".join(argv)
+
+
+def figures(quick: bool = False) -> list:
+    """For ``python -m benchmarks``: each run exports every session once per format."""
+    from benchmarks.harness import Figure
+
+    n, runs = (10, 2) if quick else (100, 3)
+    work = Path(tempfile.mkdtemp(prefix="ketmonitor-export-"))
+    out = []
+    try:
+        db_path = work / "clinic.db"
+        with redirect_stdout(io.StringIO()):
+            build(db_path, n)
+        for fmt, label in (("fhir", "FHIR R4 bundles, validated"), ("pdf", "PDF reports")):
+            times = []
+            for _ in range(runs):
+                dt, _cmd = _export(db_path, fmt, work / f"out-{fmt}")
+                times.append(dt)
+            files = [p for p in (work / f"out-{fmt}").iterdir() if p.name != "export-manifest.json"]
+            size = sum(p.stat().st_size for p in files) / 1e6
+            out.append(Figure(
+                f"export.{fmt}_{n}", f"Export {n} sessions to {fmt.upper()}", "s", times, "",
+                f"{label}: `ketmonitor export --format {fmt}` in-process over {n} sealed and "
+                f"co-signed sessions (each a copy of one real-pipeline session: ~25,800 numerics, "
+                f"~24,000 pleth chunks); {len(files)} files, {size:.1f} MB; "
+                f"{statistics.median(times) / n * 1000:.0f} ms a session"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 def main_(argv=None) -> int:
