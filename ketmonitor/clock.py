@@ -39,15 +39,21 @@ class ScaledClock(Clock):
     ``monotonic()`` starts at 0 when the clock is made, so simulated sessions start at t = 0.
     """
 
-    def __init__(self, speed: float = 1.0, wall_anchor: float | None = None):
+    def __init__(self, speed: float = 1.0, wall_anchor: float | None = None,
+                 stop_at: float | None = None):
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = float(speed)
         self._real0 = time.monotonic()
         self._wall0 = time.time() if wall_anchor is None else wall_anchor
+        # A batch simulation's time ends at ``stop_at``: once the simulated devices have sent their
+        # last sample, no more simulated time passes, so nothing (no-data checks, alarm delays) can
+        # happen "after" the session while the program is shutting down.
+        self.stop_at = stop_at
 
     def monotonic(self) -> float:
-        return (time.monotonic() - self._real0) * self.speed
+        t = (time.monotonic() - self._real0) * self.speed
+        return t if self.stop_at is None else min(t, self.stop_at)
 
     def wall(self) -> float:
         return self._wall0 + self.monotonic()

@@ -64,7 +64,8 @@ def run_headless(args) -> int:
     # Simulated time is anchored so the session ends as the demo starts: it is over when the record
     # is signed, and every time in it is in the past, in its true order.
     end_wall = time.time()
-    clock = ScaledClock(args.speed or 600.0, wall_anchor=end_wall - minutes * 60.0)
+    clock = ScaledClock(args.speed or 600.0, wall_anchor=end_wall - minutes * 60.0,
+                        stop_at=minutes * 60.0)
     sources = simulated_sources(scenario=args.scenario, seed=args.seed, clock=clock, t0=0.0,
                                 until=minutes * 60.0)
     runtime = MonitorRuntime(db_path, sources, clock=clock, scenario=args.scenario, seed=args.seed,
