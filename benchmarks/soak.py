@@ -227,10 +227,12 @@ def unplug_replug(tmp: Path, protocols=ALL_PROTOCOLS, cycles: int = 1, timeout: 
                         _fresh_data(col, rt, name, t_up, timeout)
                         wait_for(lambda: not active_alarms(rt, "device_disconnected", name),
                                  timeout, f"the 'device disconnected' alarm of {name} did not end")
-                        out.setdefault(name, []).append({
-                            "alarm_s": round(t_alarm - t_pull, 3),
-                            "reconnect_s": round(t_up - t_plug, 3),
-                            "alarm_text": alarm.text})
+                        r = out.setdefault(name, {"cycles": 0, "max_alarm_s": 0.0,
+                                                  "max_reconnect_s": 0.0,
+                                                  "alarm_text": alarm.text})
+                        r["cycles"] += 1
+                        r["max_alarm_s"] = round(max(r["max_alarm_s"], t_alarm - t_pull), 3)
+                        r["max_reconnect_s"] = round(max(r["max_reconnect_s"], t_up - t_plug), 3)
                 check(all(s.running for s in sources), "a driver thread ended")
                 check(rt.dispatcher.errors == {}, f"listeners failed: {rt.dispatcher.errors}")
             finally:

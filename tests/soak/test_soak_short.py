@@ -18,10 +18,9 @@ pytestmark = pytest.mark.slow
 def test_unplug_and_replug_every_device_mid_session(tmp_path):
     result = soak.unplug_replug(tmp_path, cycles=1)
     assert set(result) == set(PROTOCOLS)
-    for name, cycles in result.items():
-        (c,) = cycles
-        assert c["alarm_text"].startswith("Device disconnected") and name in c["alarm_text"]
-        assert c["alarm_s"] >= 0 and c["reconnect_s"] >= 0
+    for name, r in result.items():
+        assert r["cycles"] == 1
+        assert r["alarm_text"].startswith("Device disconnected") and name in r["alarm_text"]
 
 
 def test_one_percent_byte_corruption_of_every_protocol(tmp_path):
