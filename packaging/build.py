@@ -7,7 +7,8 @@
 2. BUILD-INFO.json (version, commit, commands, migrations), the desktop entry, the icons, the desktop-entry installer, the install notes and the example
    database are copied beside the executable.
 3. The frozen program is run once (``--version``, ``--help``) so a broken bundle fails the build.
-4. ``dist/ketmonitor-<version>-<os>-<arch>.tar.gz`` is written, its top folder ``ketmonitor-<version>``.
+4. ``dist/ketmonitor-<version>-<os>-<arch>.tar.gz`` is written, its top folder ``ketmonitor-<version>``,
+   with a ``.sha256`` beside it (``sha256sum -c`` checks it).
 
 Prints the build time and the sizes (folder, tarball).
 """
@@ -157,6 +158,13 @@ def make_tarball(ver: str) -> Path:
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
         tar.add(BUNDLE, arcname=f"ketmonitor-{ver}", filter=reset)
     os.replace(tmp, tarball)
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(tarball, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    tarball.with_name(tarball.name + ".sha256").write_text(f"{digest.hexdigest()}  {tarball.name}\n")
     return tarball
 
 

@@ -215,6 +215,13 @@ def test_the_tarball_unpacks_to_a_working_bundle(build_info, tmp_path):
     tarball = BUNDLE.parent / f"ketmonitor-{build_info['version']}-{build_info['platform']}.tar.gz"
     if not tarball.exists():
         pytest.skip(f"no {tarball.name} beside the bundle")
+    checksum = tarball.with_name(tarball.name + ".sha256")
+    if checksum.exists():
+        import hashlib
+
+        expected, name = checksum.read_text().split()
+        assert name == tarball.name
+        assert hashlib.sha256(tarball.read_bytes()).hexdigest() == expected
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp_path / "opt", filter="tar")
     top = tmp_path / "opt" / f"ketmonitor-{build_info['version']}"
