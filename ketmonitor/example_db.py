@@ -1,6 +1,6 @@
 """Build ``sessions.db.example``: realistic, signed sessions made by the real pipeline.
 
-    python -m ketmonitor.example_db OUT [--speed N]
+    python -m ketmonitor.example_db OUT [--speed N] [--max-minutes M]
 
 Every session is produced the way a clinic's would be: simulated devices on a fast ScaledClock feed
 a MonitorRuntime (store writer, alarm engine, alarm log), the demo walk-through makes the clinical
@@ -22,12 +22,13 @@ import os
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .clock import ManualClock, ScaledClock, utc_iso
-from .errors import ConfigError, KetmonitorError
+from .errors import ConfigError, KetmonitorError, WorkflowError
 
 DOSE_AT = 120.0  # simulated seconds from session start to the first dose
 CLINIC_CREATED = 1_772_352_000.0  # 2026-03-01T08:00:00Z
@@ -139,7 +140,36 @@ def _acknowledger(runtime, user: ExampleUser):
     return tick, count
 
 
-def _run_session(path: Path, spec: ExampleSession, speed: float) -> BuiltSession:
+SHORTENED = ("Example database: session shortened to {:g} minutes to keep the file small "
+             "(not a clinical decision)")
+
+
+def _end_early(workflow, protocol, reason: str) -> None:
+    """Close a session cut short: the workflow's early-discharge path, every open check skipped
+    with the reason, all discharge criteria answered, session ended."""
+    state = workflow.state
+    if state in ("check_in", "pre_dose"):
+        workflow.abandon(reason)
+        return
+    if state == "dosing":
+        if workflow.snapshot.infusion_running:
+            workflow.stop_infusion(reason=reason)
+        workflow.finish_dosing()
+    if workflow.state == "monitoring":
+        workflow.begin_discharge(early_reason=reason)
+    for task in workflow.tasks():
+        if task.open:
+            try:
+                workflow.skip_check(task.id, reason)
+            except WorkflowError:  # done meanwhile: a requested cuff reading has just come in
+                if any(t.id == task.id and t.open for t in workflow.tasks()):
+                    raise
+    workflow.discharge({c.id: True for c in protocol.discharge_criteria})
+    workflow.end()
+
+
+def _run_session(path: Path, spec: ExampleSession, speed: float,
+                 max_minutes: float | None = None) -> BuiltSession:
     from .demo_walkthrough import demo_minutes, demo_patient, walk_through
     from .protocols import load_protocol
     from .runtime import MonitorRuntime
@@ -151,6 +181,8 @@ def _run_session(path: Path, spec: ExampleSession, speed: float) -> BuiltSession
     nurse = User(nurse_u.id, nurse_u.full_name, nurse_u.role)
     protocol = load_protocol(spec.protocol)
     minutes = demo_minutes(protocol, DOSE_AT)
+    if max_minutes is not None:
+        minutes = min(minutes, max_minutes + 1)  # the devices run a minute past the cut
     start_wall = CLINIC_CREATED + spec.day * DAY + 1800.0
     clock = ScaledClock(speed, wall_anchor=start_wall)
     sources = simulated_sources(scenario=spec.scenario, seed=spec.seed, clock=clock, t0=0.0,
@@ -158,6 +190,9 @@ def _run_session(path: Path, spec: ExampleSession, speed: float) -> BuiltSession
     runtime = MonitorRuntime(path, sources, clock=clock, protocol=protocol.name,
                              scenario=spec.scenario, seed=spec.seed, user_id=nurse.id, t0=0.0)
     acked = [0]
+    stop = threading.Event()
+    if max_minutes is not None:
+        runtime.add_ticker(lambda now: stop.set() if now >= max_minutes * 60 else None, 1.0)
     if spec.acknowledge_alarms:
         tick, acked = _acknowledger(runtime, nurse_u)
         runtime.add_ticker(tick, 1.0)
@@ -173,8 +208,10 @@ def _run_session(path: Path, spec: ExampleSession, speed: float) -> BuiltSession
             if text == "note added" and notes:
                 workflow.add_note(notes.pop(0))
         report = walk_through(workflow, protocol, clock, t0=0.0, dose_at=DOSE_AT, seed=spec.seed,
-                              patient=patient, on_step=on_step)
-        if not report.completed:
+                              patient=patient, on_step=on_step, stop=stop)
+        if not report.completed and stop.is_set():
+            _end_early(workflow, protocol, SHORTENED.format(max_minutes))
+        elif not report.completed:
             raise KetmonitorError(f"example session {spec.kind}: the walk-through did not finish")
         ended_at = clock.monotonic()
     finally:
@@ -226,21 +263,29 @@ def _finish(work: Path, out: Path) -> None:
 
 
 def build(out: str | os.PathLike, *, speed: float = 600.0,
-          sessions: tuple[ExampleSession, ...] = SESSIONS, log=print) -> list[BuiltSession]:
-    """Write the example database to ``out`` (replacing it only once it is complete)."""
+          sessions: tuple[ExampleSession, ...] = SESSIONS, max_minutes: float | None = None,
+          log=print) -> list[BuiltSession]:
+    """Write the example database to ``out`` (replacing it only once it is complete).
+
+    ``max_minutes``: cut every session at that many minutes after its start, through the
+    workflow's early-discharge path with a stated reason (a much smaller file; the default runs
+    each protocol's full monitoring time)."""
     from .signing import verify_db
     from .store import open_db
 
     out = Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
+    if max_minutes is not None and max_minutes * 60 < DOSE_AT + 600:
+        raise ConfigError(f"--max-minutes must leave at least 10 minutes after the dose "
+                          f"(at least {(DOSE_AT + 600) / 60:g})")
     built = []
     with tempfile.TemporaryDirectory(prefix="ketmonitor-example-") as tmpdir:
         work = Path(tmpdir) / "sessions.db"
         _setup_clinic(work)
         for spec in sessions:
             t = time.monotonic()
-            b = _run_session(work, spec, speed)
+            b = _run_session(work, spec, speed, max_minutes)
             _sign(work, b)
             built.append(b)
             log(f"{spec.kind:<20} {spec.protocol:<22} {spec.scenario:<19} {b.minutes:5.0f} min "
@@ -263,9 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", metavar="OUT", help="file to write (e.g. sessions.db.example)")
     parser.add_argument("--speed", type=float, default=600.0,
                         help="simulated seconds per real second (default 600)")
+    parser.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                        help="cut every session after M minutes with an early discharge (a much "
+                             "smaller file; default: each protocol's full monitoring time)")
     args = parser.parse_args(argv)
     try:
-        build(args.out, speed=args.speed)
+        build(args.out, speed=args.speed, max_minutes=args.max_minutes)
     except KetmonitorError as exc:
         print(f"example_db: {exc}", file=sys.stderr)
         return 2

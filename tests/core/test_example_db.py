@@ -161,3 +161,30 @@ def test_the_generator_refuses_a_missing_folder(tmp_path):
 
     with pytest.raises(ConfigError, match="does not exist"):
         build(tmp_path / "no" / "example.db")
+
+
+def test_max_minutes_cuts_sessions_through_the_early_discharge_path(tmp_path):
+    from ketmonitor.example_db import SESSIONS as ALL, build
+
+    iv = next(s for s in ALL if s.protocol == "iv-infusion")  # cut while the infusion runs
+    out = tmp_path / "short.db"
+    built = build(out, speed=1200.0, sessions=(iv,), max_minutes=15, log=lambda _line: None)
+    d = open_db(out, readonly=True)
+    try:
+        sid = built[0].session_id
+        assert verify_db(d).describe().count(": verified") == 1
+        assert one(d, "SELECT status FROM sessions WHERE id = ?", sid) == "signed"
+        assert one(d, "SELECT max(t_mono) FROM numerics WHERE session_id = ? AND metric = 'spo2'",
+                   sid) <= 16 * 60
+        assert one(d, "SELECT count(*) FROM doses WHERE session_id = ? AND action ="
+                   " 'infusion_stop'", sid) == 1
+        skipped = one(d, "SELECT count(*) FROM check_results WHERE session_id = ? AND status ="
+                      " 'skipped' AND reason LIKE 'Example database: session shortened%'", sid)
+        assert skipped >= 1
+        assert one(d, "SELECT count(*) FROM discharges WHERE session_id = ?", sid) == 1
+    finally:
+        d.conn.close()
+    from ketmonitor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 10 minutes after the dose"):
+        build(tmp_path / "x.db", sessions=(iv,), max_minutes=5)
