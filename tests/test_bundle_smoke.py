@@ -98,9 +98,14 @@ def test_frozen_headless_demo_is_stored_and_verifies(exe, build_info, tmp_path):
     # migrations are found by listing ketmonitor.store inside the bundle: all of them ran
     assert applied == build_info["migrations"]
     assert spo2 >= 8 * 60 - 2 and chunks >= 8 * 60 * 3 - 6  # 1 Hz numerics, 3 pleth chunks a second
+    record = re.search(r"^record (\S+\.json)", out.stdout, re.M)  # the demo signs its record
     out = run(exe, "verify", "--db", str(db), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "OK: everything verifies" in out.stdout
+    if record:
+        out = run(exe, "verify", record.group(1), "--db", str(db), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "verified" in out.stdout
 
 
 def test_frozen_verify_checks_signatures_and_names_tampering(exe, tmp_path):
