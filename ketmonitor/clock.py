@@ -22,6 +22,11 @@ class Clock:
     def wall(self) -> float:
         return time.time()
 
+    def reachable(self, t_mono: float) -> bool:
+        """False when this clock will never reach ``t_mono`` (a batch simulation that has ended)."""
+        stop_at = getattr(self, "stop_at", None)
+        return stop_at is None or t_mono <= stop_at
+
     def sleep_until(self, t_mono: float, stop: threading.Event | None = None) -> bool:
         """Wait until monotonic time reaches ``t_mono``; return False if ``stop`` was set first."""
         delay = (t_mono - self.monotonic()) / self.speed

@@ -109,6 +109,8 @@ def walk_through(workflow: SessionWorkflow, protocol: Protocol, clock: Clock, *,
             on_step(text)
 
     def wait_until(t: float) -> bool:
+        if not clock.reachable(t):  # the simulation ends before then: the walk stops here
+            return False
         while clock.monotonic() < t:
             if not clock.sleep_until(min(t, clock.monotonic() + POLL_S), stop):
                 return False

@@ -29,3 +29,9 @@ def test_manual_clock_wakes_sleepers_when_advanced():
     clock.advance(5.0)
     assert woke.wait(5)
     t.join()
+
+
+def test_an_ended_batch_clock_says_later_times_are_unreachable():
+    clock = ScaledClock(10.0, stop_at=60.0)
+    assert clock.reachable(60.0) and not clock.reachable(60.5)
+    assert ManualClock().reachable(1e9)

@@ -76,7 +76,7 @@ def test_stop_ends_the_walk_early(db_path):
 def test_headless_demo_walks_the_protocol(tmp_path, capsys):
     db_path = tmp_path / "demo.db"
     protocol = load_protocols()["im-injection"]
-    rc = main(["demo", "--headless", "--protocol", "im-injection", "--speed", "4000",
+    rc = main(["demo", "--headless", "--protocol", "im-injection", "--speed", "1200",
                "--db", str(db_path)])
     out = capsys.readouterr().out
     assert rc == 0, out
