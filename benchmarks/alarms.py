@@ -217,6 +217,9 @@ def figures(quick: bool = False) -> list:
     trials = 6 if quick else 20
     delayed, immediate = bench_engine(trials)
     pty, raised = bench_pty_to_banner(max(5, trials // 2))
+    from benchmarks.ui import settle_qt
+
+    settle_qt()  # the window goes here, on the main thread, not in a later GC on a worker thread
     ms = lambda xs: [x * 1000 for x in xs]  # noqa: E731
     return [
         Figure("alarm.delayed", "Alarm latency beyond the configured delay", "ms", ms(delayed),

@@ -100,6 +100,9 @@ def figures(quick: bool = False) -> list:
     from benchmarks.harness import Figure
 
     m = measure(repeat=2 if quick else 5, speed=1500.0 if quick else 600.0)
+    from benchmarks.ui import settle_qt
+
+    settle_qt()  # review windows are destroyed here, on the main thread
     i = m["info"]
     size = (f"{i['minutes']:.0f}-minute session from the real pipeline: {i['numerics']:,} numeric "
             f"rows, {i['chunks']:,} pleth chunks")

@@ -205,28 +205,36 @@ def cold_start(runs: int = 5) -> list[Figure]:
                    note_data)]
 
 
-def _settle() -> None:
-    """Destroy the last measurement's windows here, on the main thread: left to the cyclic garbage
-    collector, a Qt object may be finalised on a worker thread (which then stops its timers from
-    the wrong thread and can crash the process)."""
+_KEPT: list = []  # windows of finished measurements, kept (hidden, timers stopped) until exit
+
+
+def settle_qt() -> None:
+    """Park the last measurement's windows: hidden, their timers stopped, and referenced until the
+    process ends. Left to the cyclic garbage collector, a window may be finalised on a worker
+    thread (Qt then stops its timers from the wrong thread, and the process can crash); deleting
+    it explicitly crashes PySide here too. Then collect the rest of the garbage on this thread."""
     import gc
+
+    from PySide6.QtCore import QTimer
 
     app = _app()
     for w in app.topLevelWidgets():
-        w.deleteLater()
+        w.hide()
+        for t in w.findChildren(QTimer):
+            t.stop()
+        _KEPT.append(w)
     app.processEvents()
     gc.collect()
-    app.processEvents()
 
 
 def _runs(n: int, fn, *args) -> list[Figure]:
     """Measure ``n`` times; each figure keeps every run (median and spread over them)."""
     merged = fn(*args)
-    _settle()
+    settle_qt()
     for _ in range(n - 1):
         for into, again in zip(merged, fn(*args)):
             into.runs += again.runs
-        _settle()
+        settle_qt()
     return merged
 
 
