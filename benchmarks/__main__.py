@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness import write_report  # noqa: E402
 
-SUITES = ["parsers", "ingest", "ui", "alarms", "signing", "review", "export"]
+SUITES = ["parsers", "ingest", "ui", "alarms", "signing", "review", "export", "soak"]
 
 
 def main(argv=None) -> int:
