@@ -86,5 +86,11 @@ def add_review_menu(window: QMainWindow, db_path: Path):
     """A "Review > Review sessions..." entry in a main window's menu bar (the monitor's)."""
     menu = window.menuBar().addMenu("&Review")
     action = menu.addAction("Review sessions...")
-    action.triggered.connect(lambda: open_browser(db_path, parent=window))
+    def user_at_the_bedside() -> str:
+        wui = getattr(window, "workflow_ui", None)  # the monitor's logged-in user, if any
+        return (wui.user_provider()[0] or "") if wui is not None else ""
+
+    # records of other patients: the password is asked again, the user id is filled in
+    action.triggered.connect(lambda: open_browser(db_path, parent=window,
+                                                  user_id=user_at_the_bedside()))
     return action
