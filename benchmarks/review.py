@@ -109,7 +109,7 @@ def figures(quick: bool = False) -> list:
     ms = lambda xs: [x * 1000 for x in xs]  # noqa: E731
     return [
         Figure("review.open_2h", "Open a 2-hour session in the review screen", "s", m["open"],
-               "< 2", size + "; ReviewWindow constructed, shown and painted once (timeline loaded "
+               "< 1", size + "; ReviewWindow constructed, shown and painted once (timeline loaded "
                "and audited, signatures verified, plots and entry list built)"),
         Figure("review.load_2h", "  of which: load_timeline (core)", "s", m["load"]),
         Figure("review.zoom_10min", "Zoom to 10 minutes: load and draw that pleth", "ms",
