@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 from jwcrypto import jwk, jws
 from jwcrypto.common import base64url_decode, json_encode
 
+from ketmonitor.clock import utc_iso
 from ketmonitor.signing import Keyring, cosign, record_bytes, verify_record
 from ketmonitor.signing.keys import unlock_key
 from tests.core.test_signing_support import DOCTOR_PW, b64d, b64e, world  # noqa: F401 - fixture
@@ -64,7 +66,8 @@ def test_ketmonitor_verifies_a_signature_made_by_jwcrypto(world):
     signer = jws.JWS(b64d(record["payload"]))
     header = {"alg": "EdDSA", "kid": world.doctor.kid, "signer_id": "doc1",
               "printed_name": "Dan Doctor, MD", "role": "physician", "meaning": "review",
-              "signed_at": "2026-12-01T09:00:00.000Z"}
+              # now: a fixed date would fall before the key's enrolment once the calendar passed it
+              "signed_at": utc_iso(time.time())}
     signer.add_signature(key, None, json_encode(header))
     theirs = json.loads(signer.serialize())
     assert theirs["payload"] == record["payload"]
