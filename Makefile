@@ -44,11 +44,15 @@ example-db: $(STAMP)
 screenshot: deb-deps $(STAMP)
 	$(QT_ENV) $(VENV)/bin/ketmonitor demo --screenshot docs/monitor.png --minutes 50 --scenario hypertensive-surge --db /tmp/ketmonitor-screenshot.db
 
-# The X11 helper libraries the xcb platform plugin links to are installed so the bundle carries them.
+# The X11 helper libraries the xcb platform plugin links to are installed so the bundle carries them;
+# pulseaudio lets the smoke test record the frozen app's alarm tones from a private null sink.
+# The bundle is smoke-tested as soon as it is built (KETMONITOR_BUNDLE: a missing bundle fails).
 package: deb-deps $(STAMP)
-	$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libwayland-cursor0 libwayland-egl1"
+	$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libwayland-cursor0 libwayland-egl1 pulseaudio pulseaudio-utils"
 	$(PY) -m pip install -q -e '.[package]'
 	$(PY) packaging/build.py
+	@echo "== smoke test of the built bundle"
+	KETMONITOR_BUNDLE=dist/ketmonitor $(QT_ENV) $(PY) -m pytest tests/test_bundle_smoke.py -q -ra
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
