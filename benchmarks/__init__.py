@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench` (python -m benchmarks) writes docs/benchmarks.md and bench-results/*.json."""
+"""Benchmarks: `make bench` (python -m benchmarks) writes docs/benchmarks.md and docs/benchmarks.json."""

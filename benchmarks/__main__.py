@@ -1,5 +1,5 @@
 """Run every benchmark suite, several runs each, and write docs/benchmarks.md and
-bench-results/benchmarks.json.
+docs/benchmarks.json (the published figures, both committed).
 
     python -m benchmarks [--quick] [SUITE ...]
 
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     p.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
-    p.add_argument("--json", default=str(ROOT / "bench-results" / "benchmarks.json"))
+    p.add_argument("--json", default=str(ROOT / "docs" / "benchmarks.json"))
     p.add_argument("suites", nargs="*", default=SUITES)
     args = p.parse_args(argv)
     figures, failed = [], []
