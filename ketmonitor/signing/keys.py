@@ -94,7 +94,9 @@ def current_key(db, user_id: str) -> KeyInfo:
         f"SELECT {_COLS} FROM signing_keys WHERE user_id = ? AND origin = 'enrolled'"
         " AND valid_to_utc IS NULL AND revoked_at_utc IS NULL", (user_id,)).fetchone()
     if row is None:
-        raise AuthError(f"user {user_id} has no active signing key (enrol one first)")
+        raise AuthError(f"user {user_id} has no active signing key (a nurse's or physician's "
+                        "comes with the account, or with the next password after a reset; "
+                        "'ketmonitor keys enrol' makes one otherwise)")
     return _info(row)
 
 
