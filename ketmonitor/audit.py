@@ -67,6 +67,7 @@ def audit_head(db) -> tuple[int, str]:
 class ChainReport:
     rows: int
     head: str
+    seq: int = 0  # the head's row number (0: an empty trail, whose head is GENESIS)
 
 
 def verify_chain(db) -> ChainReport:
@@ -89,7 +90,7 @@ def verify_chain(db) -> ChainReport:
         if _entry_hash(fields) != digest:
             raise AuditChainError(f"audit row {seq} ({action}) was altered: hash mismatch", seq=seq)
         prev, expected_seq, n = digest, seq + 1, n + 1
-    return ChainReport(n, prev)
+    return ChainReport(n, prev, expected_seq - 1)
 
 
 def audit_row_hash(db, seq: int) -> str | None:
@@ -98,6 +99,36 @@ def audit_row_hash(db, seq: int) -> str | None:
         return GENESIS
     row = db.conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
     return row[0] if row else None
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as ``verify`` prints it and export manifests record it; ValueError otherwise."""
+    seq, sep, digest = (text or "").strip().partition(":")
+    digest = digest.strip().lower()
+    if not sep or not seq.strip().isdigit() or len(digest) != 64 \
+            or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{text!r} is not an audit head: expected SEQ:HASH, a row number and the "
+                         "64 hex digits of its hash, as 'ketmonitor verify --db' prints them")
+    return int(seq), digest
+
+
+def check_head(db, seq: int, digest: str) -> None:
+    """Raise AuditChainError unless audit row ``seq`` still has the hash seen earlier.
+
+    With ``verify_chain`` this proves rows 1..seq unchanged (each hash covers all before it) and
+    the trail not cut back below ``seq``. Rows after ``seq`` are not covered: nothing can prove
+    what was never anchored outside the database.
+    """
+    actual = audit_row_hash(db, seq)
+    if actual is None:
+        last, _ = audit_head(db)
+        raise AuditChainError(f"audit row {seq}, the head seen earlier (hash {digest[:16]}…), is "
+                              f"missing: the audit trail was cut back (it now ends at row {last})",
+                              seq=seq)
+    if actual != digest:
+        raise AuditChainError(f"audit row {seq} no longer has the hash seen earlier "
+                              f"({digest[:16]}…, now {actual[:16]}…): the audit trail up to that row "
+                              "was rewritten", seq=seq)
 
 
 def find_audit(db, action: str, *, entity_id: str | None = None) -> list[tuple[int, dict]]:

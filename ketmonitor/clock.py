@@ -104,5 +104,16 @@ def utc_iso(t_wall: float) -> str:
 
 
 def parse_utc(text: str) -> float:
-    """ISO 8601 (with Z or offset) → epoch seconds."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """ISO 8601 with a zone (``Z`` or an offset) → epoch seconds; ValueError otherwise.
+
+    A time without a zone is refused, never read as local time: every time ketmonitor writes (on
+    disk, in signed headers, in a keyring) is UTC with ``Z``, so a zone-less one was written by
+    something else, and reading it in the zone of whichever machine verifies it would move it by
+    hours (and could move a signature across a key's revocation).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"not an ISO 8601 time: {text!r}")
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"time {text!r} has no zone: write it in UTC with a Z")
+    return t.timestamp()

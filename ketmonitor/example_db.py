@@ -99,7 +99,6 @@ class BuiltSession:
 
 
 def _setup_clinic(path: Path) -> None:
-    from .signing import enrol_key
     from .store import open_db
     from .users import Authenticator, Clinic, InlineRunner, PasswordPolicy
 
@@ -114,17 +113,12 @@ def _setup_clinic(path: Path) -> None:
         clock.advance(60)
         # example database only: passwords never expire, so the documented ones keep working
         auth.set_policy(admin, PasswordPolicy(max_age_days=0))
-        for u in EXAMPLE_USERS:
+        for u in EXAMPLE_USERS:  # the nurse's and the physician's signing keys come with them
             if u.role == "admin":
                 continue
             clock.advance(60)
             auth.create_user(admin, u.id, u.full_name, u.role, u.password, must_change=False,
                              email=f"{u.id}@example.org")
-        for u in EXAMPLE_USERS:
-            if u.role in ("nurse", "physician"):
-                clock.advance(60)
-                enrol_key(db, u.id, u.full_name, u.role, u.password, t_wall=clock.wall(),
-                          by_user_id=u.id)
     finally:
         db.conn.close()
 

@@ -6,6 +6,9 @@ addenda (no Qt here; the review screens in ``ui/review/`` are a thin layer over 
 - ``load_timeline``: everything recorded in one session, times as seconds since its start; the pleth
   is not loaded with it but by time range through ``waveform_window``. Every load is a
   ``session.viewed`` entry in the audit trail (Part 11 / HIPAA audit controls).
+- ``sign_record``: the first signature of an ended session, made after the fact (review screen,
+  ``ketmonitor sign``): authorship by a clinician who made its entries, or responsibility by a
+  physician.
 - ``cosign_session`` / ``addendum_session``: the signing service behind a role check (only a
   physician co-signs; auditors never sign), on the session's original record.
 """
@@ -25,7 +28,7 @@ from .audit import append_audit
 from .clock import parse_utc, utc_iso
 from .errors import StoreError, WorkflowError
 from .signing import (SignatureInfo, SignedRecord, cosign, list_records, original_record_id,
-                      verify_stored_record)
+                      seal_session, verify_stored_record)
 from .signing._db import write_transaction
 from .signing.errors import VerificationError
 from .signing.keys import UnlockedKey, current_key
@@ -490,19 +493,82 @@ class Permissions:
     cosign: bool
     addendum: bool
     reason: str = ""  # why something is not allowed, for the screen
+    sign: bool = False  # sign the record of an ended, unsigned session
+    sign_meanings: tuple[str, ...] = ()  # what that signature may mean, the default first
 
 
-def permissions(role: str | None, sealed: bool) -> Permissions:
+def sign_meanings(role: str | None, author: bool) -> tuple[str, ...]:
+    """What the first signature of a session's record may mean (docs/signing.md): authorship by a
+    nurse or physician who made its entries; responsibility by a physician."""
+    out = ["authorship"] if author and role in ("nurse", "physician") else []
+    return tuple(out + (["responsibility"] if role == "physician" else []))
+
+
+def permissions(role: str | None, sealed: bool, *, ended: bool = False,
+                author: bool = False) -> Permissions:
     """Who may do what on the review screen: physicians co-sign and add addenda, nurses add addenda
-    (the author's later correction), auditors and admins only read. Nothing before the record is
-    signed: the nurse signs it when the session ends."""
+    (the author's later correction), auditors and admins only read. Before the record is signed,
+    only signing it: once the session has ended, by its author (``author``: the user made entries
+    in it) or by a physician taking responsibility."""
     if role not in ("physician", "nurse"):
         return Permissions(False, False, f"{role or 'unknown role'}: read-only access")
     if not sealed:
-        return Permissions(False, False, "not signed yet: the record is signed when the session ends")
+        if not ended:
+            return Permissions(False, False, "not signed yet: the session is still open; its "
+                                             "record is signed once it has ended")
+        meanings = sign_meanings(role, author)
+        if not meanings:
+            return Permissions(False, False, "not signed yet: its author (a clinician who made its "
+                                             "entries) or a physician signs it")
+        return Permissions(False, False, "not signed yet: sign the record; co-signatures and "
+                                         "addenda follow it", True, meanings)
     if role == "nurse":
         return Permissions(False, True, "only a physician can co-sign")
     return Permissions(True, True)
+
+
+def session_authors(db, session_id: str) -> set[str]:
+    """Users who made entries in the session (its authors)."""
+    return {r[0] for r in db.conn.execute("SELECT DISTINCT user_id FROM events WHERE session_id = ?"
+                                          " AND user_id IS NOT NULL", (session_id,))}
+
+
+def sign_check(db, session_id: str, user_id: str) -> tuple[str, tuple[str, ...]]:
+    """Whether ``user_id`` may sign the record of ``session_id`` now: (role, allowed meanings), or
+    a WorkflowError / PermissionDenied saying why not. Cheap: call it before asking a password."""
+    role = _role(db, user_id)
+    if role not in ("nurse", "physician"):
+        raise PermissionDenied(f"{user_id} is {role}: read-only access, signs nothing")
+    row = db.conn.execute("SELECT ended_utc FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        raise WorkflowError(f"no session {session_id}")
+    existing = original_record_id(db, session_id)
+    if existing:
+        raise WorkflowError(f"session {session_id} is already signed (record {existing}): co-sign "
+                            "it or add an addendum")
+    if row[0] is None:
+        raise WorkflowError(f"session {session_id} has not ended: end it at the bedside before "
+                            "signing its record")
+    perm = permissions(role, False, ended=True, author=user_id in session_authors(db, session_id))
+    if not perm.sign:
+        raise PermissionDenied(f"{user_id} ({role}) made no entries in session {session_id}: its "
+                               "author or a physician signs it")
+    return role, perm.sign_meanings
+
+
+def sign_record(db, session_id: str, user_id: str, password: str | UnlockedKey,
+                meaning: str | None = None, *, t_wall: float | None = None) -> SignedRecord:
+    """Seal and sign the record of an ended session (``meaning``: one ``sign_check`` allows, by
+    default the first). ``password`` asks for the signing password again, or is a key the caller
+    unlocked with it; a wrong one signs nothing. Signed after the fact, the record names the
+    protocol but carries no definition of it: the file read today may not be the one in force."""
+    role, meanings = sign_check(db, session_id, user_id)
+    meaning = meaning or meanings[0]
+    if meaning not in meanings:
+        raise PermissionDenied(f"{user_id} ({role}) signs this record for {' or '.join(meanings)}, "
+                               f"not {meaning}")
+    _check_key_role(db, user_id, password, role)
+    return seal_session(db, session_id, user_id, password, meaning=meaning, t_wall=t_wall)
 
 
 def _role(db, user_id: str) -> str:

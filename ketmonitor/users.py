@@ -7,12 +7,20 @@ caller's thread, never inside the write transaction, so a login does not stall s
 
 Every login, failure, lockout, unlock, password change and handover goes to the audit trail
 (21 CFR 11.300: attempted misuse detected and reported).
+
+Signing keys follow the password (docs/signing.md, "Keys and the keyring"): a nurse or physician
+gets an Ed25519 key encrypted under their own password — when the account is made with a password
+that is the user's (``must_change=False``), otherwise when they replace the temporary one, so no
+key is ever kept under a password the administrator chose for them. A password change re-encrypts
+the key in the same transaction; an administrator's reset revokes it (the old password that
+unlocks it is lost) and the user's next password gets a new key.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import timedelta
@@ -23,6 +31,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from .audit import append_audit
 from .clock import Clock, parse_utc, utc_iso
 from .errors import AuthError, ConfigError
+from .signing.keys import (list_keys, load_key, new_key, revoke_key, rewrap_key, store_new_key,
+                           store_rewrapped)
 
 ROLES = ("nurse", "physician", "auditor", "admin")
 CLINICAL_ROLES = frozenset({"nurse", "physician"})  # may make session entries
@@ -180,14 +190,22 @@ def get_clinic(db) -> Clinic | None:
 class Authenticator:
     """Users, login and lockout over one database. Methods raise AuthError with a message for people."""
 
-    def __init__(self, runner, *, clock: Clock | None = None, hasher: PasswordHasher | None = None):
+    def __init__(self, runner, *, clock: Clock | None = None, hasher: PasswordHasher | None = None,
+                 key_kdf: dict | None = None):
         self.runner = runner
         self.clock = clock or Clock()
         self.hasher = hasher or PasswordHasher()  # argon2id with the library's recommended cost
+        self.key_kdf = key_kdf  # Argon2id parameters of signing keys (None: the RFC 9106 default)
 
     # -- reading -------------------------------------------------------------------------------
     def _now(self) -> str:
         return utc_iso(self.clock.wall())
+
+    def _key_time(self) -> float:
+        """When a new signing key becomes valid: this clock's time, but never later than real
+        time. Signatures carry real time; a simulated clock running ahead would date the key after
+        the signatures it makes."""
+        return min(self.clock.wall(), time.time())
 
     def needs_first_start(self) -> bool:
         return self.runner.run(lambda db: get_clinic(db) is None)
@@ -249,14 +267,22 @@ class Authenticator:
         self._require_admin(actor)
         self._check_new_user(user_id, full_name, role)
         self.policy().check(password, user_id)
+        if self.get_user(user_id) is not None:  # before the slow hashing and key derivation
+            raise AuthError(f"user id {user_id!r} already exists (user ids are never reused)")
         pw_hash = self.hasher.hash(password)
         now = self._now()
+        # A temporary password (must_change) is the administrator's: the key waits for the user's own.
+        key = (new_key(user_id, full_name.strip(), role, password, kdf_params=self.key_kdf)
+               if role in CLINICAL_ROLES and not must_change else None)
+        key_time = self._key_time()
 
         def write(db):
             if _row(db, user_id) is not None:
                 raise AuthError(f"user id {user_id!r} already exists (user ids are never reused)")
             self._insert_user(db, user_id, full_name, role, pw_hash, now, created_by=actor.id,
                               must_change=must_change, email=email, phone=phone)
+            if key is not None:
+                store_new_key(db, key, t_wall=key_time, by_user_id=actor.id)
         self.runner.run(write)
         return User(user_id, full_name, role, True, email, phone)
 
@@ -372,15 +398,56 @@ class Authenticator:
 
     # -- passwords and accounts ----------------------------------------------------------------
     def change_password(self, user_id: str, old_password: str, new_password: str) -> None:
-        self.verify(user_id, old_password, purpose="password_check")
-        self._set_password(user_id, new_password, actor_id=user_id, must_change=False)
+        """The user's own change. Their signing key is re-encrypted under the new password in the
+        same transaction (or, if they have none, e.g. after a reset, a new key is enrolled)."""
+        user = self.verify(user_id, old_password, purpose="password_check")
+        self._set_password(user_id, new_password, actor_id=user_id, must_change=False,
+                           key_step=lambda: self._key_for(user, old_password, new_password))
 
     def reset_password(self, actor: User, user_id: str, new_password: str) -> None:
-        """Lost credentials: an admin sets a temporary password the user must change."""
+        """Lost credentials: an admin sets a temporary password the user must change. The user's
+        signing key cannot be unlocked any more (its password is lost): it is revoked, and the
+        password the user chooses next gets a new key."""
         self._require_admin(actor)
-        self._set_password(user_id, new_password, actor_id=actor.id, must_change=True)
 
-    def _set_password(self, user_id: str, password: str, *, actor_id: str, must_change: bool):
+        def revoke(db):
+            for k in list_keys(db, user_id):
+                if k.origin == "enrolled" and k.active:
+                    revoke_key(db, k.kid, reason=f"password reset by {actor.id}",
+                               by_user_id=actor.id)
+        self._set_password(user_id, new_password, actor_id=actor.id, must_change=True,
+                           key_step=lambda: revoke)
+
+    def _key_for(self, user: User, old_password: str, new_password: str):
+        """The signing-key part of a password change, prepared outside the write transaction
+        (the key derivations are slow): returns what to write inside it, or None."""
+        if not user.clinical:
+            return None  # admins and auditors sign nothing
+
+        def active(db):
+            try:
+                return load_key(db, user.id)
+            except AuthError:
+                return None
+        encrypted = self.runner.run(active)
+        if encrypted is None:
+            key, t = new_key(user.id, user.full_name, user.role, new_password,
+                             kdf_params=self.key_kdf), self._key_time()
+            return lambda db: store_new_key(db, key, t_wall=t, by_user_id=user.id)
+        try:
+            unlocked = encrypted.unlock(old_password, purpose="change the password")
+        except AuthError:
+            # enrolled with a signing password of its own ('ketmonitor keys enrol'): it stays so
+            kid = encrypted.info.kid
+            return lambda db: append_audit(
+                db, "key.password_kept", user_id=user.id, entity="signing_key", entity_id=kid,
+                detail={"why": "the signing key has a password of its own, not the login password"},
+                t_wall=self.clock.wall())
+        wrapped = rewrap_key(unlocked, new_password, kdf_params=self.key_kdf)
+        return lambda db: store_rewrapped(db, wrapped, t_wall=self.clock.wall())
+
+    def _set_password(self, user_id: str, password: str, *, actor_id: str, must_change: bool,
+                      key_step: Callable | None = None):
         policy = self.policy()
         policy.check(password, user_id)
         history = self.runner.run(lambda db: [r[0] for r in db.conn.execute(
@@ -395,6 +462,7 @@ class Authenticator:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 pass
         pw_hash, now = self.hasher.hash(password), self._now()
+        key_write = key_step() if key_step is not None else None  # after the checks, outside the write
 
         def write(db):
             db.conn.execute("UPDATE users SET password_hash = ?, password_changed_utc = ?,"
@@ -406,6 +474,8 @@ class Authenticator:
             append_audit(db, "auth.password_reset" if must_change else "auth.password_change",
                          user_id=actor_id, entity="user", entity_id=user_id,
                          t_wall=self.clock.wall())
+            if key_write is not None:
+                key_write(db)
         self.runner.run(write)
 
     def unlock_account(self, actor: User, user_id: str) -> None:

@@ -5,8 +5,9 @@
   alarm log) and the demo walk-through making every clinical entry at its simulated time.
 - ``walked_session``: the walk-through alone on a jumping clock (no devices, instant), optionally
   with scheduled checks skipped by the nurse (e.g. the 40-minute BP).
-- ``sign_session``: enrol signing keys (cheap Argon2id parameters), seal the record as the nurse,
-  co-sign it as the physician (review) and add a signed addendum.
+- ``sign_session``: enrol the physician's signing key (cheap Argon2id parameters; the demo nurse's
+  comes with her account), seal the record as the nurse, co-sign it as the physician (review) and
+  add a signed addendum.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ketmonitor.clock import ManualClock, ScaledClock
-from ketmonitor.demo_walkthrough import demo_minutes, demo_user, run_walkthrough, walk_through
+from ketmonitor.demo_walkthrough import (DEMO_NURSE, DEMO_NURSE_PASSWORD, demo_minutes, demo_user,
+                                         run_walkthrough, walk_through)
 from ketmonitor.protocols import load_protocol
 from ketmonitor.runtime import MonitorRuntime
 from ketmonitor.signing import add_addendum, cosign, enrol_key, list_keys, seal_session
@@ -24,7 +26,8 @@ from ketmonitor.users import InlineRunner
 from ketmonitor.workflow import SessionWorkflow
 
 FAST_KDF = {"t": 1, "m": 1024, "p": 1}
-NURSE = ("demo-nurse", "Demo Nurse (simulated)", "nurse", "nurse-signing-pw-1")
+# The demo nurse's key comes with her account (demo_user), under her published password.
+NURSE = (DEMO_NURSE.id, DEMO_NURSE.full_name, "nurse", DEMO_NURSE_PASSWORD)
 PHYSICIAN = ("dr-rivera", "Dr. Ana Rivera, MD", "physician", "physician-signing-pw-2")
 
 

@@ -16,7 +16,7 @@ from ketmonitor.clock import ScaledClock
 from ketmonitor.demo_walkthrough import DEMO_NURSE, demo_minutes, run_walkthrough
 from ketmonitor.protocols import load_protocol
 from ketmonitor.runtime import MonitorRuntime
-from ketmonitor.signing import enrol_key, seal_session
+from ketmonitor.signing import seal_session
 from ketmonitor.simulation import simulated_sources
 from ketmonitor.store import open_db
 from ketmonitor.users import Authenticator, Clinic, InlineRunner, User
@@ -25,7 +25,7 @@ FAST_KDF = {"t": 1, "m": 1024, "p": 1}
 FAST_HASHER = dict(time_cost=1, memory_cost=8192, parallelism=1)
 PASSWORDS = {"admin1": "Admin-pass-0", DEMO_NURSE.id: "Nurse-pass-1", "doc1": "Doctor-pass-2",
              "aud1": "Auditor-pass-3", "doc2": "Doctor-pass-4"}
-STAFF = {  # user id: (printed name, role, enrol a signing key)
+STAFF = {  # user id: (printed name, role, gets a signing key)
     DEMO_NURSE.id: ("Nora Nurse, RN", "nurse", True),
     "doc1": ("Dana Doctor, MD", "physician", True),
     "doc2": ("Sam Second, MD", "physician", True),
@@ -41,22 +41,21 @@ class Staff:
     auditor: User
 
 
-def authenticator(db) -> Authenticator:
-    return Authenticator(InlineRunner(db), hasher=PasswordHasher(**FAST_HASHER))
+def authenticator(db, kdf: dict | None = FAST_KDF) -> Authenticator:
+    return Authenticator(InlineRunner(db), hasher=PasswordHasher(**FAST_HASHER), key_kdf=kdf)
 
 
 def setup_clinic(db_path, *, kdf: dict | None = FAST_KDF) -> Staff:
     """A clinic with an admin, a nurse (the demo nurse, so the walk-through's entries are hers), two
-    physicians and an auditor; clinical staff get signing keys under their login password."""
+    physicians and an auditor; creating the clinical staff enrols their signing keys under their
+    login password (``kdf``: the keys' Argon2id parameters, None for the production default)."""
     db = open_db(db_path)
-    auth = authenticator(db)
+    auth = authenticator(db, kdf)
     admin = auth.first_start(Clinic("Review test clinic", "1 Main St"), "admin1", "Ada Admin",
                              PASSWORDS["admin1"])
     users = {}
-    for uid, (name, role, key) in STAFF.items():
+    for uid, (name, role, _key) in STAFF.items():
         users[uid] = auth.create_user(admin, uid, name, role, PASSWORDS[uid], must_change=False)
-        if key:
-            enrol_key(db, uid, name, role, PASSWORDS[uid], kdf_params=kdf)
     db.conn.close()
     return Staff(users[DEMO_NURSE.id], users["doc1"], users["doc2"], users["aud1"])
 

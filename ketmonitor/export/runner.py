@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ..audit import append_audit
+from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import ExportError, StoreError
 from ..signing._db import write_transaction
@@ -207,10 +207,14 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
         raise ExportError("nothing exported: " + "; ".join(f"{k}: {v}" for k, v in
                                                            result.skipped.items()))
     result.seconds = time.perf_counter() - t0
+    seq, head = audit_head(db)  # after this export's session.exported rows
     manifest = {
         "format": "ketmonitor.export-manifest", "format_version": 1,
         "export_format": fmt, "created_utc": utc_iso(time.time()), "user_id": user_id,
         "database": db_path, "selection": selection.description,
+        # the audit trail as it stood: 'ketmonitor verify --db PATH --expect-head SEQ:HASH' later
+        # proves it still holds these rows unchanged (nothing signed covers the latest rows)
+        "audit_head": {"seq": seq, "hash": head, "expect_head": f"{seq}:{head}"},
         "sessions": result.sessions, "skipped": result.skipped, "warnings": result.warnings,
         "files": dict(sorted(out.files.items())),
     }

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from ..audit import append_audit
+from ..clock import parse_utc
 from ..errors import ConfigError
 from ._db import write_transaction
 from .jws import b64url_decode, b64url_encode, strict_json
@@ -81,10 +82,27 @@ class Keyring:
             for member in ("user_id", "printed_name", "role", "valid_from"):
                 if not isinstance(jwk.get(member), str) or not jwk[member]:
                     raise ConfigError(f"{where} ({kid}): lacks '{member}'")
+            for member in ("valid_from", "valid_to", "revoked_at"):
+                _check_time(jwk, member, f"{where} ({kid})")
+            if not isinstance(jwk.get("revocation_reason", ""), str):
+                raise ConfigError(f"{where} ({kid}): 'revocation_reason' is not a string")
             keys.append(KeyInfo(kid, jwk["user_id"], jwk["printed_name"], jwk["role"], public,
                                 jwk["valid_from"], jwk.get("valid_to"), jwk.get("revoked_at"),
                                 jwk.get("revocation_reason"), "imported"))
         return cls(tuple(keys))
+
+
+def _check_time(jwk: dict, member: str, where: str) -> None:
+    """A validity time must be ISO 8601 UTC with a zone: verification compares signing times
+    with it, and a time it cannot read (or would read in the local zone) decides nothing."""
+    value = jwk.get(member)
+    if value is None:  # absent (or null): the key was not superseded / revoked
+        return
+    try:
+        parse_utc(value)
+    except ValueError:
+        raise ConfigError(f"{where}: '{member}' {value!r} is not an ISO 8601 UTC time "
+                          "(e.g. 2026-01-01T09:00:00.000Z)") from None
 
 
 def import_keyring(db, keyring: Keyring, *, by_user_id: str | None = None) -> int:

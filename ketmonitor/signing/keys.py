@@ -94,7 +94,9 @@ def current_key(db, user_id: str) -> KeyInfo:
         f"SELECT {_COLS} FROM signing_keys WHERE user_id = ? AND origin = 'enrolled'"
         " AND valid_to_utc IS NULL AND revoked_at_utc IS NULL", (user_id,)).fetchone()
     if row is None:
-        raise AuthError(f"user {user_id} has no active signing key (enrol one first)")
+        raise AuthError(f"user {user_id} has no active signing key (a nurse's or physician's "
+                        "comes with the account, or with the next password after a reset; "
+                        "'ketmonitor keys enrol' makes one otherwise)")
     return _info(row)
 
 
@@ -201,17 +203,18 @@ def check_current(db, key: UnlockedKey) -> None:
         raise AuthError(f"signing key {key.info.kid} of {key.info.user_id} is no longer active")
 
 
-def _insert_key(conn, user_id, printed_name, role, secret, kdf_params, t_wall) -> KeyInfo:
-    private = Ed25519PrivateKey.generate()
-    public = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
-    kid = jwk_thumbprint(public)
-    ct, kdf = _encrypt(private, secret, kid, user_id, kdf_params)
-    now = _now(t_wall)
-    conn.execute(
-        "INSERT INTO signing_keys (kid, user_id, printed_name, role, public_key, private_key_enc, kdf,"
-        " origin, created_utc, valid_from_utc) VALUES (?,?,?,?,?,?,?,'enrolled',?,?)",
-        (kid, user_id, printed_name, role, public, ct, kdf, now, now))
-    return KeyInfo(kid, user_id, printed_name, role, public, now)
+@dataclass(frozen=True)
+class NewKey:
+    """A key pair made and encrypted, not yet stored: ``new_key`` runs the slow key derivation
+    outside any transaction, ``store_new_key`` writes it inside one (e.g. with the account)."""
+
+    kid: str
+    user_id: str
+    printed_name: str
+    role: str
+    public_key: bytes
+    ciphertext: bytes = field(repr=False)
+    kdf: str = field(repr=False)
 
 
 def _check_identity(user_id, printed_name, role):
@@ -220,54 +223,88 @@ def _check_identity(user_id, printed_name, role):
             raise WorkflowError(f"a signing key needs a {what}")
 
 
+def new_key(user_id: str, printed_name: str, role: str, password: Secret, *,
+            kdf_params: dict | None = None) -> NewKey:
+    """Generate an Ed25519 key pair and encrypt its private half under ``password``."""
+    _check_identity(user_id, printed_name, role)
+    secret = _ask(password, f"Choose the signing password for {printed_name} ({user_id})")
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+    kid = jwk_thumbprint(public)
+    ct, kdf = _encrypt(private, secret, kid, user_id, kdf_params)
+    return NewKey(kid, user_id, printed_name, role, public, ct, kdf)
+
+
+def _active_kid(conn, user_id: str) -> str | None:
+    row = conn.execute("SELECT kid FROM signing_keys WHERE user_id = ? AND origin = 'enrolled'"
+                       " AND valid_to_utc IS NULL AND revoked_at_utc IS NULL", (user_id,)).fetchone()
+    return row[0] if row else None
+
+
+def store_new_key(db, key: NewKey, *, t_wall: float | None = None, by_user_id: str | None = None,
+                  action: str = "key.enrolled", detail: dict | None = None) -> KeyInfo:
+    """Store a key made by ``new_key`` as the user's active key; WorkflowError if one is active."""
+    with write_transaction(db) as conn:
+        existing = _active_kid(conn, key.user_id)
+        if existing:
+            raise WorkflowError(f"user {key.user_id} already has an active signing key {existing}; "
+                                "rotate it instead")
+        now = _now(t_wall)
+        conn.execute(
+            "INSERT INTO signing_keys (kid, user_id, printed_name, role, public_key, private_key_enc,"
+            " kdf, origin, created_utc, valid_from_utc) VALUES (?,?,?,?,?,?,?,'enrolled',?,?)",
+            (key.kid, key.user_id, key.printed_name, key.role, key.public_key, key.ciphertext,
+             key.kdf, now, now))
+        append_audit(db, action, user_id=by_user_id or key.user_id, entity="signing_key",
+                     entity_id=key.kid, detail={"user_id": key.user_id,
+                                                "printed_name": key.printed_name,
+                                                "role": key.role, **(detail or {})}, t_wall=t_wall)
+    return KeyInfo(key.kid, key.user_id, key.printed_name, key.role, key.public_key, now)
+
+
 def enrol_key(db, user_id: str, printed_name: str, role: str, password: Secret, *,
               kdf_params: dict | None = None, t_wall: float | None = None,
               by_user_id: str | None = None) -> KeyInfo:
     """Create the user's Ed25519 key pair; the private key is stored only encrypted."""
-    _check_identity(user_id, printed_name, role)
-    secret = _ask(password, f"Choose the signing password for {printed_name} ({user_id})")
-    with write_transaction(db) as conn:
-        existing = conn.execute("SELECT kid FROM signing_keys WHERE user_id = ? AND origin='enrolled'"
-                                " AND valid_to_utc IS NULL AND revoked_at_utc IS NULL",
-                                (user_id,)).fetchone()
-        if existing:
-            raise WorkflowError(f"user {user_id} already has an active signing key {existing[0]}; "
-                                "rotate it instead")
-        info = _insert_key(conn, user_id, printed_name, role, secret, kdf_params, t_wall)
-        append_audit(db, "key.enrolled", user_id=by_user_id or user_id, entity="signing_key",
-                     entity_id=info.kid, detail={"user_id": user_id, "printed_name": printed_name,
-                                                 "role": role}, t_wall=t_wall)
-    return info
+    existing = _active_kid(db.conn, user_id)  # refuse before the slow key derivation
+    if existing:
+        raise WorkflowError(f"user {user_id} already has an active signing key {existing}; "
+                            "rotate it instead")
+    key = new_key(user_id, printed_name, role, password, kdf_params=kdf_params)
+    return store_new_key(db, key, t_wall=t_wall, by_user_id=by_user_id)
 
 
 def rotate_key(db, user_id: str, password: Secret, *, printed_name: str | None = None,
                role: str | None = None, kdf_params: dict | None = None,
-               t_wall: float | None = None) -> KeyInfo:
+               t_wall: float | None = None, by_user_id: str | None = None) -> KeyInfo:
     """Replace the active key with a new one (also how a new name or role is taken on).
 
-    The current password must unlock the old key. Signatures made with the old key before the
-    rotation keep verifying; the old key signs nothing afterwards.
+    The current password must unlock the old key; the new key is protected by the same password.
+    The old key's validity ends (``valid_to``) at the rotation: signatures it made before keep
+    verifying and say so; it signs nothing afterwards.
     """
     old = unlock_key(db, user_id, password, purpose="rotate the signing key").info
-    secret = _ask(password, f"Password for {user_id} to protect the new signing key")
     name, new_role = printed_name or old.printed_name, role or old.role
-    _check_identity(user_id, name, new_role)
+    key = new_key(user_id, name, new_role, password, kdf_params=kdf_params)
     with write_transaction(db) as conn:
-        now = _now(t_wall)
-        conn.execute("UPDATE signing_keys SET valid_to_utc = ? WHERE kid = ?", (now, old.kid))
-        info = _insert_key(conn, user_id, name, new_role, secret, kdf_params, t_wall)
-        append_audit(db, "key.rotated", user_id=user_id, entity="signing_key", entity_id=info.kid,
-                     detail={"previous_kid": old.kid, "printed_name": name, "role": new_role},
-                     t_wall=t_wall)
+        if _active_kid(conn, user_id) != old.kid:
+            raise AuthError(f"signing key {old.kid} of {user_id} changed during the rotation")
+        conn.execute("UPDATE signing_keys SET valid_to_utc = ? WHERE kid = ?", (_now(t_wall),
+                                                                             old.kid))
+        info = store_new_key(db, key, t_wall=t_wall, by_user_id=by_user_id or user_id,
+                             action="key.rotated", detail={"previous_kid": old.kid})
     return info
 
 
-def revoke_key(db, kid: str, *, reason: str, by_user_id: str | None = None,
+def revoke_key(db, kid: str, *, reason: str, by_user_id: str,
                t_wall: float | None = None) -> KeyInfo:
     """Revoke a key (lost password, compromise, departure). Final; signatures made before still
-    verify and say so, signatures made at or after the revocation time do not."""
+    verify and say so, signatures made at or after the revocation time do not. ``by_user_id``:
+    who revoked it, for the audit trail (required)."""
     if not reason or not reason.strip():
         raise WorkflowError("a revocation needs a reason")
+    if not isinstance(by_user_id, str) or not by_user_id.strip():
+        raise WorkflowError("a revocation must say who revokes the key")
     with write_transaction(db) as conn:
         info = get_key(db, kid)
         if info.revoked_at is not None:
@@ -281,18 +318,43 @@ def revoke_key(db, kid: str, *, reason: str, by_user_id: str | None = None,
     return get_key(db, kid)
 
 
+@dataclass(frozen=True)
+class Rewrapped:
+    """An active key's private half encrypted under a new password, not yet stored."""
+
+    info: KeyInfo
+    ciphertext: bytes = field(repr=False)
+    kdf: str = field(repr=False)
+
+
+def rewrap_key(key: UnlockedKey, new_password: Secret, *,
+               kdf_params: dict | None = None) -> Rewrapped:
+    """Encrypt an unlocked key under a new password (the slow derivation; no database)."""
+    secret = _ask(new_password, f"New signing password for {key.info.user_id}")
+    ct, kdf = _encrypt(key.private_key, secret, key.info.kid, key.info.user_id, kdf_params)
+    return Rewrapped(key.info, ct, kdf)
+
+
+def store_rewrapped(db, key: Rewrapped, *, t_wall: float | None = None) -> KeyInfo:
+    """Replace the stored ciphertext (in the caller's transaction, e.g. with the password change);
+    AuthError if the key is no longer the user's active one."""
+    info = key.info
+    with write_transaction(db) as conn:
+        if _active_kid(conn, info.user_id) != info.kid:
+            raise AuthError(f"signing key {info.kid} of {info.user_id} is no longer active")
+        conn.execute("UPDATE signing_keys SET private_key_enc = ?, kdf = ? WHERE kid = ?",
+                     (key.ciphertext, key.kdf, info.kid))
+        append_audit(db, "key.password_changed", user_id=info.user_id, entity="signing_key",
+                     entity_id=info.kid, t_wall=t_wall)
+    return info
+
+
 def change_key_password(db, user_id: str, old_password: Secret, new_password: Secret, *,
                         kdf_params: dict | None = None) -> KeyInfo:
-    """Re-encrypt the active key under a new password (call it when the login password changes)."""
+    """Re-encrypt the active key under a new password (``Authenticator.change_password`` does
+    this with the login password, in the same transaction)."""
     unlocked = unlock_key(db, user_id, old_password, purpose="change the signing password")
-    secret = _ask(new_password, f"New signing password for {user_id}")
-    ct, kdf = _encrypt(unlocked.private_key, secret, unlocked.info.kid, user_id, kdf_params)
-    with write_transaction(db) as conn:
-        conn.execute("UPDATE signing_keys SET private_key_enc = ?, kdf = ? WHERE kid = ?",
-                     (ct, kdf, unlocked.info.kid))
-        append_audit(db, "key.password_changed", user_id=user_id, entity="signing_key",
-                     entity_id=unlocked.info.kid)
-    return unlocked.info
+    return store_rewrapped(db, rewrap_key(unlocked, new_password, kdf_params=kdf_params))
 
 
 def key_valid_at(info: KeyInfo, signed_at: str) -> str | None:

@@ -14,7 +14,7 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..audit import append_audit, audit_row_hash, find_audit, verify_chain
+from ..audit import append_audit, audit_row_hash, check_head, find_audit, verify_chain
 from ..clock import parse_utc
 from ..errors import VerificationError
 from ._db import write_transaction
@@ -57,10 +57,21 @@ class DbVerification:
     audit_head: str
     chunks: int
     rows: int
+    audit_seq: int = 0  # the head's row number
+    expected_head: tuple[int, str] | None = None  # a head seen earlier, found unchanged
+
+    @property
+    def head_text(self) -> str:
+        """``SEQ:HASH``, for ``verify --expect-head`` later."""
+        return f"{self.audit_seq}:{self.audit_head}"
 
     def describe(self) -> str:
         lines = [r.describe() for r in self.records]
-        lines.append(f"audit chain: {self.audit_rows} rows verified, head {self.audit_head}")
+        lines.append(f"audit chain: {self.audit_rows} rows verified")
+        if self.expected_head:
+            lines.append(f"audit row {self.expected_head[0]} still has the hash seen earlier: "
+                         f"rows 1-{self.expected_head[0]} are unchanged")
+        lines.append(f"audit head: {self.head_text}")
         lines.append(f"database rows compared with the signed records: {self.rows} "
                      f"(waveform chunks re-hashed: {self.chunks})")
         return "\n".join(lines)
@@ -124,7 +135,8 @@ def _verify_one(doc, i, keyring, rid, label) -> SignatureInfo:
     try:
         parse_utc(header["signed_at"])
     except ValueError:
-        raise HeaderMismatchError(f"{where}: signing time {header['signed_at']!r} is not ISO 8601",
+        raise HeaderMismatchError(f"{where}: signing time {header['signed_at']!r} is not an ISO "
+                                  "8601 UTC time with a zone (Z)",
                                   record_id=rid, index=i, kid=kid, signer_id=who) from None
     why = key_valid_at(key, header["signed_at"])
     if why is not None:
@@ -143,7 +155,26 @@ def _verify_one(doc, i, keyring, rid, label) -> SignatureInfo:
 
 def verify_record(record_json_bytes: bytes, keyring: Keyring) -> RecordVerification:
     """Verify a record file (JWS General JSON) with a keyring alone; raise on any failure."""
-    return verify_document(JwsDocument.from_bytes(record_json_bytes), keyring)
+    try:
+        doc = JwsDocument.from_bytes(record_json_bytes)
+    except RecordFormatError as exc:
+        rid = _record_id_of(record_json_bytes)
+        if rid is None or exc.record_id:
+            raise
+        raise RecordFormatError(f"record {rid}: {exc}", record_id=rid) from None
+    return verify_document(doc, keyring)
+
+
+def _record_id_of(data: bytes) -> str | None:
+    """The record id in a file that is not a well-formed record, when it can still be read (for
+    naming the record in the error); None otherwise."""
+    try:
+        obj = strict_json(data)
+        record = _parse_payload(JwsDocument(obj["payload"], ()).payload_bytes())
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError, RecordFormatError):
+        return None
+    rid = record.get("record_id") if record else None
+    return rid if isinstance(rid, str) else None
 
 
 def verify_stored_record(db, record_id: str, keyring: Keyring | None = None) -> RecordVerification:
@@ -351,20 +382,53 @@ def _check_stored(db, rid, session_id, kind, amends_id, amends_hash, v, failures
                 record_id=rid))
 
 
-def _check_db(db, session_id):
+def _check_audit_evidence(db, session_id, failures) -> bool:
+    """Every record the audit trail says was sealed or signed must still be in the database: a
+    record deleted with its signatures (and its session's status set back) leaves no row to
+    compare, only these audit entries. Returns whether any is missing."""
+    stored = {r[0] for r in db.conn.execute("SELECT record_id FROM session_records")}
+    sql = ("SELECT seq, action, session_id, entity_id, detail FROM audit_log"
+           " WHERE action IN ('record.sealed', 'record.signed')")
+    rows = (db.conn.execute(sql + " AND session_id = ? ORDER BY seq", (session_id,)) if session_id
+            else db.conn.execute(sql + " ORDER BY seq"))
+    found = False
+    for seq, action, sid, rid, detail in rows:
+        if rid in stored:
+            continue  # its signatures are checked against their entries by _check_audit_links
+        try:
+            d = json.loads(detail)
+        except ValueError:
+            d = {}
+        what = (f"the sealing of {d.get('kind', 'a')} record {rid}" if action == "record.sealed"
+                else f"signature {d.get('index')} ({d.get('meaning')}, key {d.get('kid')}) on "
+                     f"record {rid}")
+        failures.append(AuditLinkError(
+            f"audit row {seq} ({action}) records {what} of session {sid}, but that record is "
+            "missing from the database (deleted)", seq=seq, record_id=rid))
+        found = True
+    return found
+
+
+def _check_db(db, session_id, expect_head=None):
     failures: list[VerificationError] = []
     try:
         chain = verify_chain(db)
-        audit_rows, head = chain.rows, chain.head
+        audit_rows, head, head_seq = chain.rows, chain.head, chain.seq
     except AuditChainError as exc:
         failures.append(exc)
-        audit_rows, head = 0, "?"
+        audit_rows, head, head_seq = 0, "?", 0
+    if expect_head is not None:
+        try:
+            check_head(db, *expect_head)
+        except AuditChainError as exc:
+            failures.append(exc)
+    evidence_missing = _check_audit_evidence(db, session_id, failures)
     keyring = Keyring.from_db(db)
     sql = ("SELECT record_id, session_id, kind, payload, payload_sha256, amends_record_id,"
            " amends_record_hash FROM session_records")
     rows = (db.conn.execute(sql + " WHERE session_id = ? ORDER BY created_utc", (session_id,))
             if session_id else db.conn.execute(sql + " ORDER BY created_utc")).fetchall()
-    if session_id and not rows:
+    if session_id and not rows and not evidence_missing:
         failures.append(VerificationError(f"session {session_id} has no signed record"))
     results, n_rows, n_chunks = [], 0, 0
     for rid, sid, kind, payload, digest, amends_id, amends_hash in rows:
@@ -384,30 +448,37 @@ def _check_db(db, session_id):
             r, c = _check_tables(db.conn, rid, sid, v.record, failures)
             n_rows, n_chunks = n_rows + r, n_chunks + c
         _check_audit_links(db, rid, v.record, v, failures)
-    return failures, results, n_rows, n_chunks, audit_rows, head, len(rows)
+    return failures, results, n_rows, n_chunks, audit_rows, head, head_seq, len(rows)
 
 
 def verify_db(db, session_id: str | None = None, *, audit: bool = True,
-              user_id: str | None = None) -> DbVerification:
+              user_id: str | None = None,
+              expect_head: tuple[int, str] | None = None) -> DbVerification:
     """Verify the audit chain and every signed record (of one session, or all) against the database.
 
-    The outcome is appended to the audit trail when the database is writable and ``audit`` is set.
+    ``expect_head`` (seq, hash): an audit head seen earlier (printed by an earlier verification,
+    recorded in an export manifest); it must still be in the chain, unchanged. The outcome is
+    appended to the audit trail when the database is writable and ``audit`` is set.
     """
     conn = db.conn
     snapshot = not conn.in_transaction
     if snapshot:  # one consistent read of the whole database while the app may be writing
         conn.execute("BEGIN")
     try:
-        failures, results, n_rows, n_chunks, audit_rows, head, n_records = _check_db(db, session_id)
+        failures, results, n_rows, n_chunks, audit_rows, head, head_seq, n_records = _check_db(
+            db, session_id, expect_head)
     finally:
         if snapshot and conn.in_transaction:
             conn.execute("COMMIT")
     if audit:
         record_verification(db, "verify.db", user_id=user_id, session_id=session_id,
                             detail={"records": n_records, "ok": not failures,
+                                    "head": f"{head_seq}:{head}",
+                                    **({"expected_head": f"{expect_head[0]}:{expect_head[1]}"}
+                                       if expect_head else {}),
                                     "failures": [str(f) for f in failures[:20]]})
     _raise(failures)
-    return DbVerification(tuple(results), audit_rows, head, n_chunks, n_rows)
+    return DbVerification(tuple(results), audit_rows, head, n_chunks, n_rows, head_seq, expect_head)
 
 
 def record_verification(db, action: str, *, user_id=None, session_id=None, detail=None) -> bool:

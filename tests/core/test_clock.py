@@ -35,3 +35,11 @@ def test_an_ended_batch_clock_says_later_times_are_unreachable():
     clock = ScaledClock(10.0, stop_at=60.0)
     assert clock.reachable(60.0) and not clock.reachable(60.5)
     assert ManualClock().reachable(1e9)
+
+
+@pytest.mark.parametrize("text", ["2026-01-01T00:00:00", "2026-01-01T00:00:00.250", "2026-01-01",
+                                  "yesterday", "", None, 1_767_225_600])
+def test_a_time_without_a_zone_or_not_a_time_is_refused(text):
+    """Never read as local time: the same text would mean a different instant on each machine."""
+    with pytest.raises(ValueError):
+        parse_utc(text)

@@ -85,13 +85,63 @@ def test_usage_errors_exit_2(world, tmp_path, capsys):
     assert "32-byte" in capsys.readouterr().err
 
 
-def test_keys_enrol_and_revoke(tmp_path, capsys, monkeypatch):
-    db = tmp_path / "k.db"
+def _clinic(path):
+    """A clinic database with its administrator (cheap password hashing)."""
+    from argon2 import PasswordHasher
+
+    from ketmonitor.store import open_db
+    from ketmonitor.users import Authenticator, Clinic, InlineRunner
+
+    db = open_db(path)
+    auth = Authenticator(InlineRunner(db), hasher=PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                 parallelism=1))
+    auth.first_start(Clinic("North clinic"), "admin1", "Ada Admin", "Boss-key-2026x")
+    return db
+
+
+def test_keys_enrol_rotate_and_revoke(tmp_path, capsys, monkeypatch):
+    db_file = tmp_path / "k.db"
+    db = _clinic(db_file)
     monkeypatch.setattr("sys.stdin", io.StringIO("pw-for-cli\n"))
-    assert main(["keys", "enrol", "--db", str(db), "--user-id", "nurse9", "--name", "Nina",
+    assert main(["keys", "enrol", "--db", str(db_file), "--user-id", "nurse9", "--name", "Nina",
                  "--role", "nurse", "--password-stdin"]) == 0
     kid = capsys.readouterr().out.split()[2]
-    assert main(["keys", "revoke", kid, "--reason", "left", "--db", str(db)]) == 0
-    assert main(["keys", "list", "--db", str(db)]) == 0
-    assert "revoked" in capsys.readouterr().out
-    assert main(["keys", "enrol", "--db", str(db), "--user-id", "x"]) == 2
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw-for-cli\n"))
+    assert main(["keys", "rotate", "--db", str(db_file), "--user-id", "nurse9", "--name", "Nina",
+                 "--role", "nurse", "--password-stdin"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"rotated: key {kid} valid until ") and "still verifies" in out
+    new_kid = out.split("new key ")[1].split()[0]
+    rows = dict(db.conn.execute("SELECT kid, valid_to_utc FROM signing_keys").fetchall())
+    assert rows[kid] is not None and rows[new_kid] is None
+    monkeypatch.setattr("sys.stdin", io.StringIO("not-the-password\n"))
+    assert main(["keys", "rotate", "--db", str(db_file), "--user-id", "nurse9", "--name", "Nina",
+                 "--role", "nurse", "--password-stdin"]) == 2
+    assert "wrong password for nurse9" in capsys.readouterr().err
+
+    # revoking is an administrator's act, confirmed by their password, and says who
+    with pytest.raises(SystemExit) as usage:
+        main(["keys", "revoke", new_kid, "--reason", "left", "--db", str(db_file)])
+    assert usage.value.code == 2 and "required: --by" in capsys.readouterr().err
+    assert main(["keys", "revoke", new_kid, "--reason", "left", "--by", "nurse9",
+                 "--db", str(db_file)]) == 2
+    assert "not an active administrator" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("Wrong-pass-2026\n"))
+    assert main(["keys", "revoke", new_kid, "--reason", "left", "--by", "admin1",
+                 "--password-stdin", "--db", str(db_file)]) == 2
+    assert "wrong" in capsys.readouterr().err
+    assert db.conn.execute("SELECT revoked_at_utc FROM signing_keys WHERE kid = ?",
+                           (new_kid,)).fetchone() == (None,)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Boss-key-2026x\n"))
+    assert main(["keys", "revoke", new_kid, "--reason", "left", "--by", "admin1",
+                 "--password-stdin", "--db", str(db_file)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("by admin1")
+    who, detail = db.conn.execute("SELECT user_id, detail FROM audit_log WHERE action ="
+                                  " 'key.revoked'").fetchone()
+    assert who == "admin1" and json.loads(detail)["reason"] == "left"
+    assert main(["keys", "list", "--db", str(db_file)]) == 0
+    listing = capsys.readouterr().out
+    assert "revoked" in listing and "superseded" in listing
+    assert main(["keys", "enrol", "--db", str(db_file), "--user-id", "x"]) == 2
+    db.conn.close()

@@ -139,7 +139,7 @@ def test_revocation_signatures_before_verify_and_say_so_after_fail(world):
     with pytest.raises(AuthError, match="no active signing key"):
         seal_session(world.db, "s1", "nurse1", NURSE_PW)
     with pytest.raises(WorkflowError, match="already revoked"):
-        revoke_key(world.db, world.nurse.kid, reason="again")
+        revoke_key(world.db, world.nurse.kid, reason="again", by_user_id="admin")
     with pytest.raises(sqlite3.IntegrityError):
         world.db.conn.execute("UPDATE signing_keys SET revoked_at_utc = NULL")
     verify_db(world.db)
@@ -149,7 +149,8 @@ def test_a_backdated_signature_entered_after_revocation_is_caught_by_the_audit_t
     """A thief writes a signing time before the revocation into the header. The file alone cannot
     tell; the database can, because the audit trail orders the revocation and the signature."""
     stolen = unlock_key(world.db, "nurse1", NURSE_PW).private_key
-    revoke_key(world.db, world.nurse.kid, reason="laptop stolen", t_wall=time.time() + 3600)
+    revoke_key(world.db, world.nurse.kid, reason="laptop stolen", by_user_id="admin",
+               t_wall=time.time() + 3600)
     doc = json.loads(record_bytes(world.db, world.record_id))
     backdated = utc_iso(time.time())
     sig, forged = _sign_with_stolen_key(world, doc, world.nurse.kid, backdated, stolen,

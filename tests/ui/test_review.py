@@ -1,6 +1,7 @@
 """The review screens offscreen with real widgets over real sessions from the pipeline: browse,
 filter with the widgets, open a session (double-click and Enter), the timeline shows its data, zoom
-the pleth to single samples, co-sign through the password dialog (right and wrong password), roles."""
+the pleth to single samples, sign an ended session's record and co-sign through the password dialog
+(right and wrong password), roles."""
 
 from __future__ import annotations
 
@@ -329,6 +330,65 @@ def test_unsigned_and_open_sessions_show_but_cannot_be_cosigned(qtbot, db, world
     w = window(qtbot, db, world.open, world.staff.doctor)
     assert w.timeline.patient is None and "no patient" in w.windowTitle()
     assert len(w.timeline.series["spo2"][0]) > 10
+
+
+def test_the_author_signs_an_ended_session_from_the_review_screen(qtbot, db, world, tmp_path):
+    w = window(qtbot, db, world.ended, world.staff.nurse)
+    assert w.sign_button.isVisible() and w.sign_button.isEnabled()
+    assert not w.cosign_button.isEnabled() and not w.addendum_button.isEnabled()
+    d = w.ask_signature("sign")
+    assert d.windowTitle() == "Sign the session record"
+    assert [d.meaning.itemData(i) for i in range(d.meaning.count())] == ["authorship"]
+    assert "author of this session record" in d.statement.text()
+    assert d.grab().save(str(tmp_path / "sign-dialog.png"))
+    d.close()
+    before = sig_rows(db)
+    with qtbot.waitSignal(w.signed, timeout=10000) as sig:
+        d = _sign(qtbot, w, "sign", PASSWORDS["demo-nurse"])
+    assert not d.isVisible() and sig_rows(db) == before + 1
+    assert sig.args[0].signatures[0].meaning == "authorship"
+    signed_at = db.conn.execute("SELECT signed_utc FROM record_signatures g JOIN session_records r"
+                                " ON r.record_id = g.record_id WHERE r.session_id = ?",
+                                (world.ended,)).fetchone()[0]
+    row = [w.signatures.item(0, c).text() for c in range(6)]
+    assert row == ["record", "Nora Nurse, RN", "nurse", "authorship", review.local_time(signed_at),
+                   "verified"]
+    assert w.status_label.text() == "signed" and "Signed by Nora Nurse, RN (authorship)" in \
+        w.message.text()
+    assert not w.sign_button.isVisible()  # signed: now an addendum, or a physician's co-signature
+    assert w.addendum_button.isEnabled() and not w.cosign_button.isEnabled()
+    assert [(s.signer_id, s.meaning) for s in verify_db(db, world.ended).records[0].signatures] == [
+        ("demo-nurse", "authorship")]
+
+
+def test_a_physician_signs_for_responsibility_after_a_wrong_password(qtbot, db, world):
+    w = window(qtbot, db, world.ended, world.staff.doctor)
+    assert w.sign_button.isEnabled()
+    failed = audit_count(db, "signing.auth_failed")
+    d = _sign(qtbot, w, "sign", "Not-my-password-9")
+    assert [d.meaning.itemData(i) for i in range(d.meaning.count())] == ["responsibility"]
+    assert d.isVisible() and "Wrong password: nothing was signed" in d.error.text()
+    assert audit_count(db, "signing.auth_failed") == failed + 1
+    assert db.conn.execute("SELECT count(*) FROM session_records WHERE session_id = ?",
+                           (world.ended,)).fetchone()[0] == 0
+    qtbot.keyClicks(d.password, PASSWORDS["doc1"])
+    with qtbot.waitSignal(w.signed, timeout=10000):
+        qtbot.mouseClick(d.sign_button, Qt.MouseButton.LeftButton)
+    assert w.status_label.text() == "signed" and w.cosign_button.isEnabled()
+    assert verify_db(db, world.ended).records[0].signatures[0].meaning == "responsibility"
+
+
+def test_the_auditor_cannot_sign_and_an_open_session_cannot_be_signed(qtbot, db, world):
+    w = window(qtbot, db, world.ended, world.staff.auditor)
+    assert w.sign_button.isVisible() and not w.sign_button.isEnabled()
+    assert w.ask_signature("sign") is None and "read-only" in w.message.text()
+    w.close()
+    w = window(qtbot, db, world.open, world.staff.nurse)
+    assert not w.sign_button.isEnabled() and "still open" in w.sign_button.toolTip()
+    before = sig_rows(db)
+    w.sign("sign", PASSWORDS["demo-nurse"], "authorship", "")  # past the button: the core refuses
+    qtbot.waitUntil(lambda: not w.busy(), timeout=10000)
+    assert sig_rows(db) == before and "has not ended" in w.message.text()
 
 
 # -- reaching the review from the app --------------------------------------------------------------

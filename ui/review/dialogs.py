@@ -19,10 +19,16 @@ MEANING_TEXT = {
     "responsibility": "I take responsibility for this session record.",
     "authorship": "I am the author of this addendum.",
 }
+# Signing the session's own record (kind "sign"): the author vouches for the whole record.
+RECORD_MEANING_TEXT = dict(MEANING_TEXT, authorship="I am the author of this session record: it "
+                                                    "is complete and correct.")
+TITLES = {"cosign": "Co-sign the session record", "addendum": "Add an addendum",
+          "sign": "Sign the session record"}
 
 
 class SignDialog(QDialog):
-    """``kind`` is "cosign" (choose a meaning) or "addendum" (write the text)."""
+    """``kind`` is "cosign" or "sign" (choose a meaning among ``meanings``) or "addendum" (write
+    the text)."""
 
     submitted = Signal(str, str, str)  # password, meaning, text
 
@@ -32,7 +38,7 @@ class SignDialog(QDialog):
         self.kind = kind
         self.setObjectName("reviewRoot")
         self.setStyleSheet(style.STYLESHEET)
-        self.setWindowTitle("Co-sign the session record" if kind == "cosign" else "Add an addendum")
+        self.setWindowTitle(TITLES[kind])
         self.setMinimumWidth(520)
         layout = QVBoxLayout(self)
         head = QLabel(self.windowTitle())
@@ -43,7 +49,7 @@ class SignDialog(QDialog):
         form = QFormLayout()
         self.meaning = QComboBox()
         self.text = QPlainTextEdit()
-        if kind == "cosign":
+        if kind in ("cosign", "sign"):
             for m in meanings:
                 self.meaning.addItem(m, m)
             form.addRow("Meaning", self.meaning)
@@ -76,8 +82,11 @@ class SignDialog(QDialog):
 
     def _statement(self) -> None:
         m = self.meaning.currentData()
-        self.statement.setText(f"Meaning of this signature: {m}. {MEANING_TEXT.get(m, '')} It is "
-                               "recorded with your printed name, the date and the time.")
+        texts = RECORD_MEANING_TEXT if self.kind == "sign" else MEANING_TEXT
+        after = (" Once signed, the session's data never change: corrections become addenda."
+                 if self.kind == "sign" else "")
+        self.statement.setText(f"Meaning of this signature: {m}. {texts.get(m, '')} It is "
+                               f"recorded with your printed name, the date and the time.{after}")
 
     def _submit(self) -> None:
         password = self.password.text()

@@ -1,5 +1,6 @@
 """The review screen: one session on one timeline, every entry in a list, the signatures with printed
-name, local date and time and meaning (21 CFR 11.50), and co-signing / addenda for physicians.
+name, local date and time and meaning (21 CFR 11.50), signing the record of an ended session (its
+author, or a physician taking responsibility), and co-signing / addenda for physicians.
 
 Opening the window loads the session through ``ketmonitor.review.load_timeline``, which writes the
 view to the audit trail. Signing asks for the password again in a ``SignDialog``; the key derivation
@@ -127,6 +128,9 @@ class ReviewWindow(QMainWindow):
         self.addenda.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rv.addWidget(self.addenda)
         buttons = QHBoxLayout()
+        self.sign_button = QPushButton("Sign record...")
+        self.sign_button.clicked.connect(lambda: self.ask_signature("sign"))
+        buttons.addWidget(self.sign_button)
         self.cosign_button = QPushButton("Co-sign...")
         self.cosign_button.clicked.connect(lambda: self.ask_signature("cosign"))
         self.addendum_button = QPushButton("Add addendum...")
@@ -237,11 +241,17 @@ class ReviewWindow(QMainWindow):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        perm = review.permissions(self.user.role, self.timeline.original_record is not None)
+        sealed = self.timeline.original_record is not None
+        perm = review.permissions(
+            self.user.role, sealed, ended=self.timeline.session.get("ended_utc") is not None,
+            author=self.user.id in review.session_authors(self.db, self.session_id))
         self.permissions = perm
+        self.sign_button.setVisible(not sealed)  # once signed, co-signatures and addenda follow
+        self.sign_button.setEnabled(perm.sign)
         self.cosign_button.setEnabled(perm.cosign)
         self.addendum_button.setEnabled(perm.addendum)
-        for b, ok in ((self.cosign_button, perm.cosign), (self.addendum_button, perm.addendum)):
+        for b, ok in ((self.sign_button, perm.sign), (self.cosign_button, perm.cosign),
+                      (self.addendum_button, perm.addendum)):
             b.setToolTip("" if ok else perm.reason)
         if not (perm.cosign and perm.addendum) and perm.reason:
             self.show_message(perm.reason, error=False)
@@ -261,11 +271,14 @@ class ReviewWindow(QMainWindow):
 
     # -- signing -------------------------------------------------------------------------------
     def ask_signature(self, kind: str) -> SignDialog | None:
-        allowed = self.permissions.cosign if kind == "cosign" else self.permissions.addendum
+        """``kind``: "sign" (the record of an ended session), "cosign" or "addendum"."""
+        p = self.permissions
+        allowed = {"sign": p.sign, "cosign": p.cosign, "addendum": p.addendum}[kind]
         if not allowed:
-            self.show_message(self.permissions.reason, error=True)
+            self.show_message(p.reason, error=True)
             return None
-        dialog = SignDialog(kind, self.user, meanings=review.COSIGN_MEANINGS, parent=self)
+        meanings = p.sign_meanings if kind == "sign" else review.COSIGN_MEANINGS
+        dialog = SignDialog(kind, self.user, meanings=meanings, parent=self)
         dialog.submitted.connect(lambda pw, meaning, text: self.sign(kind, pw, meaning, text))
         self.sign_dialog = dialog
         dialog.open()
@@ -278,7 +291,7 @@ class ReviewWindow(QMainWindow):
         except KetmonitorError as exc:
             self._failed(str(exc))
             return
-        purpose = "co-sign" if kind == "cosign" else "sign an addendum"
+        purpose = {"sign": "sign the record", "cosign": "co-sign"}.get(kind, "sign an addendum")
         fut = self.executor.submit(key.unlock, password, purpose=purpose)
         self._pending = (fut, kind, meaning, text, key)
         self._poll.start()
@@ -300,7 +313,13 @@ class ReviewWindow(QMainWindow):
             self._failed(str(exc))
             return
         try:
-            if kind == "cosign":
+            if kind == "sign":
+                result = review.sign_record(self.db, self.session_id, self.user.id, unlocked,
+                                            meaning)
+                first = result.signatures[0]
+                done = (f"Signed by {first.printed_name} ({first.meaning}) at "
+                        f"{review.local_time(first.signed_at)}")
+            elif kind == "cosign":
                 result = review.cosign_session(self.db, self.session_id, self.user.id, unlocked,
                                                meaning)
                 done = (f"Co-signed by {result.printed_name} ({result.meaning}) at "
