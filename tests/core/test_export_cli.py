@@ -158,12 +158,15 @@ def test_pdf_flags_a_signature_that_no_longer_verifies(clinic, tmp_path, capsys)
     db.conn.close()
     rc, _, err = run(capsys, "export", "--db", str(clinic), "--format", "pdf", "--session",
                      "jan01", "--out", str(tmp_path / "out"))
-    assert rc == 0
-    assert "WARNING: session jan01: record" in err and "does not verify" in err
+    assert rc == 3  # written, but not what was signed: see docs/export.md
+    assert "WARNING: session jan01: SIGNED RECORD DOES NOT VERIFY: record" in err
+    assert "does not verify" in err
     import pypdf
 
     text = "\n".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "out" / "jan01.pdf").pages)
-    assert "VERIFICATION FAILED" in text
+    assert "VERIFICATION FAILED" in text and "verified at export" not in text
+    # the banner comes before anything else of the session
+    assert text.index("SIGNED RECORD DOES NOT VERIFY") < text.index("Patient and session")
     assert "esketamine-intranasal, version 1 at check-in" in text
     manifest = json.loads((tmp_path / "out" / "export-manifest.json").read_text())
     assert manifest["warnings"] and "does not verify" in manifest["warnings"][0]
