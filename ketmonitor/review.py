@@ -175,6 +175,24 @@ def filter_choices(db) -> dict[str, list]:
             "clinicians": sorted(((u, names.get(u, u)) for u in users), key=lambda x: x[1].lower())}
 
 
+def export_selection(db, filters: SessionFilter | None = None):
+    """Every session matching the browser's filters, for ``export_sessions``: oldest first, as
+    ``ketmonitor export --since`` orders them; the description (manifest, audit) names the filters."""
+    from .export import Selection
+    from .errors import ExportError
+
+    f = filters or SessionFilter()
+    where, params = _where(f)
+    ids = tuple(r[0] for r in db.conn.execute(
+        "SELECT s.id FROM sessions s" + where + " ORDER BY s.started_utc, s.id", params))
+    detail = {k: (utc_iso(v) if k in ("since", "until") else v)
+              for k, v in f.__dict__.items() if v not in (None, False)}
+    if not ids:
+        raise ExportError("no sessions match the filters")
+    text = ", ".join(f"{k} {v}" for k, v in detail.items()) or "none"
+    return Selection(ids, f"sessions matching the review browser's filters ({text})")
+
+
 def audit_search(db, user_id: str | None, filters: SessionFilter, found: int) -> None:
     """A search of the session list is itself a view of patient data: audit it."""
     detail = {k: v for k, v in filters.__dict__.items() if v not in (None, False)}

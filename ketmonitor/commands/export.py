@@ -43,20 +43,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_sessions, open_export_db, select_sessions
+    from ..export import export_database, select_sessions
     from ..paths import default_db
 
     path = Path(args.export_db or getattr(args, "db", None) or default_db()).expanduser()
-    db = open_export_db(path)
-    try:
-        selection = select_sessions(db, session_ids=args.session, since=args.since,
-                                    until=args.until)
-        result = export_sessions(db, selection, args.format, args.out, user_id=args.user,
-                                 overwrite=args.overwrite,
-                                 progress=False if args.quiet else sys.stderr, db_path=str(path),
-                                 origin="cli")
-    finally:
-        db.conn.close()
+    result = export_database(
+        path, args.format, args.out,
+        lambda db: select_sessions(db, session_ids=args.session, since=args.since,
+                                   until=args.until),
+        user_id=args.user, overwrite=args.overwrite,
+        progress=False if args.quiet else sys.stderr, origin="cli")
     for sid, why in result.skipped.items():
         print(f"ketmonitor export: skipped {sid}: {why}", file=sys.stderr)
     for warning in result.warnings:

@@ -284,6 +284,19 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
     return result
 
 
+def export_database(db_path, fmt: str, folder, choose: Callable[..., Selection],
+                    **options) -> ExportResult:
+    """The whole export as ``ketmonitor export`` and the review browser run it: open the database
+    at ``db_path`` on a connection of its own (so this may run on a worker thread), choose the
+    sessions with ``choose(db) -> Selection``, ``export_sessions(..., **options)``, close."""
+    path = Path(db_path).expanduser()
+    db = open_export_db(path)
+    try:
+        return export_sessions(db, choose(db), fmt, folder, db_path=str(path), **options)
+    finally:
+        db.conn.close()
+
+
 def open_export_db(path):
     """The database to export from: must exist; opened for writing (the audit trail)."""
     from ..store import open_db
