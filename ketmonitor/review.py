@@ -539,7 +539,7 @@ def refusal(check: RecordCheck) -> str:
     """Why nobody may co-sign or add an addendum to a session whose rows do not match its record."""
     return (f"This session {check.headline()}. A co-signature or an addendum would sign off data "
             "that is not what was signed, so both are refused. Report it to the clinic's "
-            "administrator ('ketmonitor verify --db' lists every difference).")
+            "administrator.")
 
 
 def permissions(role: str | None, sealed: bool, check: RecordCheck | None = None) -> Permissions:

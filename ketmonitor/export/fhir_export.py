@@ -582,8 +582,7 @@ class Bundler:
             more = len(check.problems) - MAX_ISSUES
             if more > 0:
                 issues.append({"severity": "error", "code": "business-rule",
-                               "diagnostics": f"and {more} more differences: run 'ketmonitor "
-                                              "verify --db' for all"})
+                               "diagnostics": f"and {more} more differences"})
             rid = _uuid(self.sid, "OperationOutcome", "record-check")
             self.entries.insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": {
                 "resourceType": "OperationOutcome", "id": rid, "issue": issues}})

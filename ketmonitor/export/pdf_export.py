@@ -190,9 +190,9 @@ def mismatch_banner(check, *, what: str = "report") -> Table | None:
     more = len(check.problems) - BANNER_PROBLEMS
     if more > 0:
         lines.append(P(f"... and {more} more differences", SMALL))
-    lines.append(P(f"This {what} shows the database as it is now, not the signed record. The signed "
-                   "record itself is the json export; 'ketmonitor verify --db' lists every "
-                   "difference.", SMALL))
+    lines.append(P(f"The session data in this {what} is the database as it is now, not the signed "
+                   "record (the patient and site are shown as signed). The signed record itself is "
+                   "the json export of this session.", SMALL))
     t = Table([[head]] + [[x] for x in lines], colWidths=[WIDTH])
     t.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 1.5, BANNER_RED),
                            ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fde8ea")),
