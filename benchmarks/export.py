@@ -8,6 +8,9 @@ chunks, alarms, scales, doses, an amendment), then copied row for row under new 
 there are ``--sessions``; every session is sealed by the nurse and co-signed by the physician
 (setup, not timed). The timed part is ``ketmonitor export --format F --since 2000-01-01 --out DIR``
 run in-process through the CLI entry point, once per format, with FHIR validation on (as shipped).
+Every format but json includes comparing each session's rows with its signed record; that check
+alone (``signing.matching.check_session``: signatures, every row, every chunk re-hashed, patient and
+clinic) is timed per session as well.
 """
 
 from __future__ import annotations
@@ -90,6 +93,26 @@ def _export(db_path: Path, fmt: str, out: Path) -> tuple[float, str]:
     return dt, " ".join(argv)
 
 
+def time_checks(db_path: Path, limit: int = 10) -> list[float]:
+    """Seconds of ``check_session`` for each of the first ``limit`` sessions."""
+    from ketmonitor.signing.matching import check_session
+
+    db = open_db(db_path)
+    try:
+        ids = [r[0] for r in db.conn.execute("SELECT id FROM sessions ORDER BY id LIMIT ?",
+                                             (limit,))]
+        out = []
+        for sid in ids:
+            t = time.perf_counter()
+            check = check_session(db, sid)
+            out.append(time.perf_counter() - t)
+            if not check.matches:
+                raise RuntimeError(f"session {sid}: {check.status}: {check.summary()}")
+        return out
+    finally:
+        db.conn.close()
+
+
 def figures(quick: bool = False) -> list:
     """For ``python -m benchmarks``: each run exports every session once per format."""
     from benchmarks.harness import Figure
@@ -114,6 +137,12 @@ def figures(quick: bool = False) -> list:
                 f"co-signed sessions (each a copy of one real-pipeline session: ~25,800 numerics, "
                 f"~24,000 pleth chunks); {len(files)} files, {size:.1f} MB; "
                 f"{statistics.median(times) / n * 1000:.0f} ms a session"))
+        out.append(Figure(
+            "export.record_check_2h", "  of which: compare a 2-hour session with its record", "ms",
+            [t * 1000 for t in time_checks(db_path)], "",
+            "check_session, done before exporting a signed session in every format but json: "
+            "signatures, every row of every session table, every pleth chunk re-hashed, patient "
+            "and clinic"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -148,6 +177,10 @@ def main_(argv=None) -> int:
             print(f"{fmt}: {so.getvalue().strip()} — {dt:.1f} s wall, {dt / args.sessions:.3f} s "
                   f"per session, {len(files)} files, {size / 1e6:.1f} MB")
             print(f"  command: ketmonitor {' '.join(argv)}")
+        checks = time_checks(db_path)
+        print(f"record check (signatures + every row vs the signed record), per 2-hour session: "
+              f"median {statistics.median(checks):.3f} s (min {min(checks):.3f}, max "
+              f"{max(checks):.3f}, {len(checks)} sessions)")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -9,8 +9,12 @@ addenda (no Qt here; the review screens in ``ui/review/`` are a thin layer over 
 - ``sign_record``: the first signature of an ended session, made after the fact (review screen,
   ``ketmonitor sign``): authorship by a clinician who made its entries, or responsibility by a
   physician.
+- Every load of a signed session compares its rows with the signed record
+  (``signing.matching.check_session``): ``Timeline.record_check`` says whether what the screen shows
+  is what was signed, and a signed session shows its patient as signed.
 - ``cosign_session`` / ``addendum_session``: the signing service behind a role check (only a
-  physician co-signs; auditors never sign), on the session's original record.
+  physician co-signs; auditors never sign), on the session's original record, and refused when the
+  rows no longer match that record (a physician must not sign off altered data).
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ from .audit import append_audit
 from .clock import parse_utc, utc_iso
 from .errors import StoreError, WorkflowError
 from .signing import (SignatureInfo, SignedRecord, cosign, list_records, original_record_id,
-                      seal_session, verify_stored_record)
+                      seal_session)
 from .signing._db import write_transaction
-from .signing.errors import VerificationError
 from .signing.keys import UnlockedKey, current_key
+from .signing.matching import RecordCheck, check_session
 from .users import PermissionDenied
 from .workflow_read import workflow_record
 
@@ -175,6 +179,24 @@ def filter_choices(db) -> dict[str, list]:
             "clinicians": sorted(((u, names.get(u, u)) for u in users), key=lambda x: x[1].lower())}
 
 
+def export_selection(db, filters: SessionFilter | None = None):
+    """Every session matching the browser's filters, for ``export_sessions``: oldest first, as
+    ``ketmonitor export --since`` orders them; the description (manifest, audit) names the filters."""
+    from .export import Selection
+    from .errors import ExportError
+
+    f = filters or SessionFilter()
+    where, params = _where(f)
+    ids = tuple(r[0] for r in db.conn.execute(
+        "SELECT s.id FROM sessions s" + where + " ORDER BY s.started_utc, s.id", params))
+    detail = {k: (utc_iso(v) if k in ("since", "until") else v)
+              for k, v in f.__dict__.items() if v not in (None, False)}
+    if not ids:
+        raise ExportError("no sessions match the filters")
+    text = ", ".join(f"{k} {v}" for k, v in detail.items()) or "none"
+    return Selection(ids, f"sessions matching the review browser's filters ({text})")
+
+
 def audit_search(db, user_id: str | None, filters: SessionFilter, found: int) -> None:
     """A search of the session list is itself a view of patient data: audit it."""
     detail = {k: v for k, v in filters.__dict__.items() if v not in (None, False)}
@@ -214,12 +236,21 @@ class Entry:
 @dataclass(frozen=True)
 class RecordView:
     """A signed record as shown: Part 11 §11.50, every signature with printed name, date and time,
-    and meaning; ``verified`` tells whether its signatures verify (``problem`` says why not)."""
+    and meaning; ``verified`` tells whether its signatures verify and, for the original record,
+    whether the database still holds what it signed (``problem`` says why not)."""
 
     record: SignedRecord
     verified: bool
     problem: str | None
     addendum: dict | None = None  # an addendum's content
+    data_differs: bool = False  # signatures valid, but the session's rows differ from the record
+
+    @property
+    def label(self) -> str:
+        """What the screen says about the record: verified, DATA DIFFERS or FAILED."""
+        if self.verified:
+            return "verified"
+        return "DATA DIFFERS" if self.data_differs else "FAILED"
 
 
 @dataclass
@@ -237,6 +268,7 @@ class Timeline:
     amendments: list[dict]
     records: list[RecordView]
     waveforms: dict[str, float] = field(default_factory=dict)  # metric -> sample rate
+    record_check: RecordCheck | None = None  # the rows compared with the signed record
 
     @property
     def session_id(self) -> str:
@@ -261,11 +293,17 @@ def local_time(utc_text: str | None, *, seconds: bool = True) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z").strip()
 
 
-def _audit_view(db, session_id: str, user_id: str | None, purpose: str) -> None:
+def _audit_view(db, session_id: str, user_id: str | None, purpose: str,
+                check: RecordCheck | None = None) -> None:
+    detail = {"purpose": purpose}
+    if check is not None:  # what the viewer was shown: the signed data, or rows that differ
+        detail["record_check"] = check.status
+        if check.flagged:
+            detail["problems"] = list(check.problems[:20])
     try:
         with write_transaction(db):
             append_audit(db, "session.viewed", user_id=user_id, session_id=session_id,
-                         entity="session", entity_id=session_id, detail={"purpose": purpose})
+                         entity="session", entity_id=session_id, detail=detail)
     except sqlite3.OperationalError as exc:
         # Part 11: a view that cannot be audited is not shown (e.g. a read-only copy).
         raise StoreError(f"cannot record this view of session {session_id} in the audit trail "
@@ -300,15 +338,17 @@ def _nibp(db, session_id: str, t0: float) -> list[NibpReading]:
     return sorted(out, key=lambda r: r.t)
 
 
-def signed_records(db, session_id: str) -> list[RecordView]:
-    """The session's signed records (original, addenda), each checked: do its signatures verify?"""
+def signed_records(db, session_id: str, check: RecordCheck | None = None) -> list[RecordView]:
+    """The session's signed records (original, addenda), each checked: do its signatures verify,
+    and does the database still hold what the original signed? ``check``: a comparison just made
+    (``check_session``), else one is made now."""
+    check = check if check is not None else check_session(db, session_id)
     out = []
     for rec in list_records(db, session_id):
-        try:
-            verify_stored_record(db, rec.record_id)
-            ok, problem = True, None
-        except VerificationError as exc:
-            ok, problem = False, str(exc)
+        problem = check.records.get(rec.record_id)
+        differs = rec.kind == "original" and problem is None and bool(check.data_problems)
+        if differs:
+            problem = check.headline()
         content = None
         if rec.kind == "addendum":
             payload = db.conn.execute("SELECT payload FROM session_records WHERE record_id = ?",
@@ -317,7 +357,7 @@ def signed_records(db, session_id: str) -> list[RecordView]:
                 content = json.loads(bytes(payload)).get("addendum")
             except ValueError:
                 content = None
-        out.append(RecordView(rec, ok, problem, content))
+        out.append(RecordView(rec, problem is None, problem, content, differs))
     return out
 
 
@@ -326,10 +366,14 @@ def load_timeline(db, session_id: str, *, viewer_id: str | None, purpose: str = 
     row = db.conn.execute("SELECT wall_anchor FROM sessions WHERE id = ?", (session_id,)).fetchone()
     if row is None:
         raise WorkflowError(f"no session {session_id}")
-    _audit_view(db, session_id, viewer_id, purpose)
+    check = check_session(db, session_id)
+    _audit_view(db, session_id, viewer_id, purpose, check)
     wf = workflow_record(db, session_id)
     t0 = float(row[0])
     session = wf["session"]
+    patient = wf["patient"]
+    if check.signed and check.patient() is not None:  # as signed, not as a later check-in left it
+        patient = check.patient().__dict__
     series = _series(db, session_id, t0)
     nibp = _nibp(db, session_id, t0)
     alarms = alarm_log(db, session_id)
@@ -345,11 +389,11 @@ def load_timeline(db, session_id: str, *, viewer_id: str | None, purpose: str = 
                                  (session_id,)).fetchone()[0]
     if last_chunk is not None:
         ends.append(last_chunk - t0)
-    return Timeline(session=session, patient=wf["patient"], t0_wall=t0,
+    return Timeline(session=session, patient=patient, t0_wall=t0,
                     duration_s=max(ends, default=0.0), series=series, nibp=nibp,
                     doses=wf["doses"], scales=wf["scale_entries"], events=events, alarms=alarms,
-                    amendments=wf["amendments"], records=signed_records(db, session_id),
-                    waveforms=waveforms)
+                    amendments=wf["amendments"], records=signed_records(db, session_id, check),
+                    waveforms=waveforms, record_check=check)
 
 
 def waveform_window(db, session_id: str, t0_wall: float, t_from: float, t_to: float, *,
@@ -504,12 +548,20 @@ def sign_meanings(role: str | None, author: bool) -> tuple[str, ...]:
     return tuple(out + (["responsibility"] if role == "physician" else []))
 
 
-def permissions(role: str | None, sealed: bool, *, ended: bool = False,
-                author: bool = False) -> Permissions:
+def refusal(check: RecordCheck) -> str:
+    """Why nobody may co-sign or add an addendum to a session whose rows do not match its record."""
+    return (f"This session {check.headline()}. A co-signature or an addendum would sign off data "
+            "that is not what was signed, so both are refused. Report it to the clinic's "
+            "administrator.")
+
+
+def permissions(role: str | None, sealed: bool, check: RecordCheck | None = None, *,
+                ended: bool = False, author: bool = False) -> Permissions:
     """Who may do what on the review screen: physicians co-sign and add addenda, nurses add addenda
     (the author's later correction), auditors and admins only read. Before the record is signed,
     only signing it: once the session has ended, by its author (``author``: the user made entries
-    in it) or by a physician taking responsibility."""
+    in it) or by a physician taking responsibility. Nobody co-signs or adds an addendum to a session
+    whose rows no longer match its signed record (``check``)."""
     if role not in ("physician", "nurse"):
         return Permissions(False, False, f"{role or 'unknown role'}: read-only access")
     if not sealed:
@@ -522,6 +574,8 @@ def permissions(role: str | None, sealed: bool, *, ended: bool = False,
                                              "entries) or a physician signs it")
         return Permissions(False, False, "not signed yet: sign the record; co-signatures and "
                                          "addenda follow it", True, meanings)
+    if check is not None and check.flagged:
+        return Permissions(False, False, refusal(check))
     if role == "nurse":
         return Permissions(False, True, "only a physician can co-sign")
     return Permissions(True, True)
@@ -595,8 +649,10 @@ def cosign_session(db, session_id: str, user_id: str, password: str | UnlockedKe
     allowed = permissions(role, True)
     if not allowed.cosign:
         raise PermissionDenied(f"{user_id} is {role}: only a physician can co-sign")
+    target = _target(db, session_id)
+    _refuse_unless_matching(db, session_id, user_id, "co-sign")
     _check_key_role(db, user_id, password, role)
-    return cosign(db, _target(db, session_id), user_id, password, meaning, t_wall=t_wall)
+    return cosign(db, target, user_id, password, meaning, t_wall=t_wall)
 
 
 def addendum_session(db, session_id: str, user_id: str, password: str | UnlockedKey, text: str, *,
@@ -609,8 +665,27 @@ def addendum_session(db, session_id: str, user_id: str, password: str | Unlocked
     role = _role(db, user_id)
     if not permissions(role, True).addendum:
         raise PermissionDenied(f"{user_id} is {role}: read-only access, cannot add an addendum")
+    target = _target(db, session_id)
+    _refuse_unless_matching(db, session_id, user_id, "addendum")
     _check_key_role(db, user_id, password, role)
-    return add_addendum(db, _target(db, session_id), user_id, password, text.strip(), t_wall=t_wall)
+    return add_addendum(db, target, user_id, password, text.strip(), t_wall=t_wall)
+
+
+def _refuse_unless_matching(db, session_id: str, user_id: str, what: str) -> None:
+    """Compare the rows with the signed record now (not when the screen was opened); refuse, and
+    audit the refusal, when they differ."""
+    check = check_session(db, session_id)
+    if not check.flagged:
+        return
+    try:
+        with write_transaction(db):
+            append_audit(db, "signing.refused", user_id=user_id, session_id=session_id,
+                         entity="record", entity_id=check.record_id,
+                         detail={"what": what, "record_check": check.status,
+                                 "problems": list(check.problems[:20])})
+    except sqlite3.OperationalError:
+        pass  # refused all the same
+    raise WorkflowError(refusal(check))
 
 
 def _check_key_role(db, user_id: str, password, role: str) -> None:

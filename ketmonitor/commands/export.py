@@ -6,6 +6,11 @@ FHIR R4 bundles, a PDF session report or the REMS patient monitoring form.
 
 Dates are UTC (YYYY-MM-DD or ISO 8601). Every exported session is written to the audit trail.
 Files and columns: docs/export.md.
+
+Exit status: 0 when everything was exported and every signed session matches its signed record;
+3 when the files were written but at least one signed session does not match its record (or a
+signature fails) — each such session gets a WARNING line on stderr and is marked in its files;
+2 for errors (one line on stderr, nothing exported).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from ..errors import ExportError
 
 NAME = "export"
+EXIT_NOT_MATCHING = 3  # exported, but some session's rows or signatures do not verify
 HELP = "export sessions as the signed record (json), CSV, FHIR R4, a PDF report or the REMS form"
 
 
@@ -37,19 +43,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_sessions, open_export_db, select_sessions
+    from ..export import export_database, select_sessions
     from ..paths import default_db
 
     path = Path(args.export_db or getattr(args, "db", None) or default_db()).expanduser()
-    db = open_export_db(path)
-    try:
-        selection = select_sessions(db, session_ids=args.session, since=args.since,
-                                    until=args.until)
-        result = export_sessions(db, selection, args.format, args.out, user_id=args.user,
-                                 overwrite=args.overwrite,
-                                 progress=False if args.quiet else sys.stderr, db_path=str(path))
-    finally:
-        db.conn.close()
+    result = export_database(
+        path, args.format, args.out,
+        lambda db: select_sessions(db, session_ids=args.session, since=args.since,
+                                   until=args.until),
+        user_id=args.user, overwrite=args.overwrite,
+        progress=False if args.quiet else sys.stderr, origin="cli")
     for sid, why in result.skipped.items():
         print(f"ketmonitor export: skipped {sid}: {why}", file=sys.stderr)
     for warning in result.warnings:
@@ -58,4 +61,8 @@ def run(args) -> int:
           f"({len(result.files)} files, {result.seconds:.1f} s)")
     if not result.sessions:  # pragma: no cover - export_sessions raises first
         raise ExportError("nothing exported")
+    if result.flagged:
+        print(f"ketmonitor export: {len(result.flagged)} session(s) do not match their signed "
+              "record; they are marked in the files (exit status 3)", file=sys.stderr)
+        return EXIT_NOT_MATCHING
     return 0

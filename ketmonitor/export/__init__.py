@@ -8,10 +8,11 @@ session report and the REMS patient monitoring form. No Qt: runs on a server or 
 See docs/export.md for every file and column.
 """
 
-from .runner import (FORMATS, MANIFEST, ExportResult, Output, Progress, audit_export, default_user,
-                     export_sessions, open_export_db)
+from .runner import (FORMATS, MANIFEST, ExportCancelled, ExportResult, Output, Progress,
+                     audit_export, default_user, export_database, export_sessions,
+                     open_export_db)
 from .selection import Selection, parse_date, select_sessions
 
-__all__ = ["FORMATS", "MANIFEST", "ExportResult", "Output", "Progress", "audit_export",
-           "default_user", "export_sessions", "open_export_db", "Selection", "parse_date",
-           "select_sessions"]
+__all__ = ["FORMATS", "MANIFEST", "ExportCancelled", "ExportResult", "Output", "Progress",
+           "audit_export", "default_user", "export_database", "export_sessions", "open_export_db",
+           "Selection", "parse_date", "select_sessions"]

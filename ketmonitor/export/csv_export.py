@@ -1,7 +1,8 @@
 """csv: tidy files, one observation per row, one header row, every session of the export in the same
 files (first column ``session_id``). Times are ISO 8601 UTC as stored (``t_utc``) plus ``t_rel_s``,
 seconds since the session start on the session's monotonic clock. Corrected entries show the
-effective (amended) value beside the original. Columns: docs/export.md.
+effective (amended) value beside the original. ``sessions.csv`` says in ``record_check`` whether the
+rows of a signed session still match its signed record. Columns: docs/export.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .data import SessionData, json_text
 
 COLUMNS = {
     "sessions.csv": ["session_id", "started_utc", "ended_utc", "status", "protocol", "patient_id",
-                     "patient_mrn", "scenario", "workstation", "signatures"],
+                     "patient_mrn", "scenario", "workstation", "signatures", "record_check"],
     "numerics.csv": ["session_id", "t_utc", "t_rel_s", "source", "metric", "value", "unit", "flags",
                      "loinc", "ieee_code", "device_time"],
     "nibp.csv": ["session_id", "t_utc", "t_rel_s", "source", "systolic", "diastolic", "mean",
@@ -48,6 +49,14 @@ def _num(v):
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _record_check(data: SessionData) -> str:
+    """'matches', 'not signed', or 'DOES NOT MATCH ITS SIGNED RECORD: <what>' (every difference)."""
+    c = data.check
+    if c is None:
+        return ""
+    return f"{c.status}: {'; '.join(c.problems)}" if c.flagged else c.status
 
 
 def _ids(row) -> str:
@@ -88,7 +97,7 @@ class Exporter:
         row("sessions.csv", [sid, s["started_utc"], s["ended_utc"] or "", s["status"],
                              s["protocol"] or "", s["patient_id"] or "",
                              (data.patient or {}).get("mrn", ""), s["scenario"] or "",
-                             s["workstation"] or "", sigs])
+                             s["workstation"] or "", sigs, _record_check(data)])
         for r in data.numerics:
             m = METRICS.get(r["metric"])
             row("numerics.csv", [sid, r["t_utc"], self._rel(data, r["t_mono"]), r["source"],

@@ -50,6 +50,25 @@ class SessionData:
     users: dict  # user id -> {"full_name", "role"}
     sources: list[str]
     extra: dict = field(default_factory=dict)
+    check: object = None  # signing.matching.RecordCheck: the rows compared with the signed record
+
+    def use_check(self, check) -> None:
+        """Attach the comparison with the signed record; a sealed session then shows its patient
+        and clinic as signed (a later check-in may have updated the patient's weight or answers)."""
+        self.check = check
+        if check is None or not check.signed:
+            return
+        signed = check.patient()
+        if signed is not None:
+            self.patient = signed.__dict__
+            self.record["patient"] = self.patient
+        if check.clinic() is not None:
+            self.clinic = check.clinic()
+
+    @property
+    def flagged(self) -> bool:
+        """Signed, but the rows (or a signature) do not verify against the signed record."""
+        return self.check is not None and self.check.flagged
 
     @property
     def id(self) -> str:

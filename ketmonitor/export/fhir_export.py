@@ -16,6 +16,11 @@ Numerics resolution (a 2-hour session holds ~7,200 values per metric):
 - every NIBP measurement as its own 85354-9 panel with systolic, diastolic and mean as components
   (a component the device did not give has ``dataAbsentReason``), its pulse rate as 8867-4.
 The pleth waveform stays in the signed record (digests) and the database.
+
+The comparison of the rows with the signed record (``signing.matching``) is in ``Bundle.meta.tag``
+(``urn:ketmonitor:record-check``: matches, not-signed, differs, signature-failed); a bundle whose
+session does not match also carries the security label ``UNRELIABLE`` (v3-ObservationValue) and
+starts with an OperationOutcome listing every difference.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 ASTM_SIG = "urn:iso-astm:E1762-95:2013"
 LOCAL = "urn:ketmonitor"
+RECORD_CHECK = f"{LOCAL}:record-check"
+V3_OBS_VALUE = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
+RECORD_CHECK_CODES = {"matches": "matches", "not signed": "not-signed",
+                      "DOES NOT MATCH ITS SIGNED RECORD": "differs",
+                      "SIGNED RECORD DOES NOT VERIFY": "signature-failed"}
+MAX_ISSUES = 100
 PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 NS = uuid.UUID("6f1c2b0e-8a39-4c55-9a53-0b7d2f5f3a11")  # ids are stable across re-exports
 
@@ -543,10 +554,39 @@ class Bundler:
         self.doses()
         self.scales()
         self.provenance()
-        return {"resourceType": "Bundle", "id": _uuid(self.sid, "bundle"),
-                "identifier": {"system": f"{LOCAL}:session", "value": self.sid},
-                "type": "collection", "timestamp": utc_iso(time.time()),
-                "entry": self.entries}
+        bundle = {"resourceType": "Bundle", "id": _uuid(self.sid, "bundle"),
+                  "identifier": {"system": f"{LOCAL}:session", "value": self.sid},
+                  "type": "collection", "timestamp": utc_iso(time.time()),
+                  "entry": self.entries}
+        self.mark_record_check(bundle)
+        return bundle
+
+    # -- the comparison with the signed record -------------------------------------------------
+    def mark_record_check(self, bundle: dict) -> None:
+        """Bundle.meta.tag says how the rows compared with the signed record; a session that does
+        not match also gets the security label UNRELIABLE (HL7 v3 integrity confidence) and, as
+        its first entry, an OperationOutcome with one error issue per difference."""
+        check = self.d.check
+        if check is None:
+            return
+        code = RECORD_CHECK_CODES[check.status]
+        meta: dict = {"tag": [{"system": RECORD_CHECK, "code": code, "display": check.status}]}
+        if check.flagged:
+            meta["security"] = [{"system": V3_OBS_VALUE, "code": "UNRELIABLE",
+                                 "display": "unreliable"}]
+            issues = [{"severity": "error", "code": "business-rule",
+                       "details": {"coding": [{"system": RECORD_CHECK, "code": code,
+                                               "display": check.status}],
+                                   "text": check.status},
+                       "diagnostics": problem} for problem in check.problems[:MAX_ISSUES]]
+            more = len(check.problems) - MAX_ISSUES
+            if more > 0:
+                issues.append({"severity": "error", "code": "business-rule",
+                               "diagnostics": f"and {more} more differences"})
+            rid = _uuid(self.sid, "OperationOutcome", "record-check")
+            self.entries.insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": {
+                "resourceType": "OperationOutcome", "id": rid, "issue": issues}})
+        bundle["meta"] = meta
 
 
 def build_bundle(db, data: SessionData) -> dict:

@@ -4,8 +4,10 @@ Made with reportlab alone (no Qt): patient, protocol, doses, vector trend charts
 medians of SpO2 and pulse, every NIBP reading, dose markers), the NIBP table, scales, events,
 alarms with their acknowledgements, amendments beside the originals, and the signature
 manifestations of 21 CFR 11.50 — printed name, date and time, meaning — with the outcome of checking
-each signature when the report was made. Times are UTC (the record's time base), with minutes since
-the session start.
+each signature when the report was made. A signed session's rows are compared with its record first
+(``signing.matching``): when they differ, a red banner at the top lists how ('DOES NOT MATCH ITS
+SIGNED RECORD: ...'), every page's footer says so, and the record is never called verified. Times
+are UTC (the record's time base), with minutes since the session start.
 """
 
 from __future__ import annotations
@@ -143,21 +145,65 @@ def signature_rows(data: SessionData) -> list[list]:
     return rows
 
 
-def verify_records(db, data: SessionData) -> dict:
-    from ..signing import verify_stored_record
+def record_check(db, data: SessionData):
+    """The comparison of the session's rows with its signed record (made now when the runner did
+    not attach one): a report never calls a record verified without it."""
+    if data.check is None:
+        from ..signing.matching import check_session
 
+        data.use_check(check_session(db, data.id))
+    return data.check
+
+
+def verify_records(db, data: SessionData) -> dict:
+    """Record id -> what the report says about it. 'verified' only when the signatures verify
+    and, for the original record, the session data in the report matches it."""
+    check = record_check(db, data)
     out = {}
     for rec in data.records:
-        try:
-            verify_stored_record(db, rec.record_id)
+        why = check.records.get(rec.record_id)
+        if why:
+            out[rec.record_id] = f"VERIFICATION FAILED: {why}"
+        elif rec.kind == "original" and check.data_problems:
+            out[rec.record_id] = ("signatures are valid, but the session data in this report DOES "
+                                  "NOT MATCH this signed record (see the top of the report)")
+        elif rec.kind == "original":
+            out[rec.record_id] = ("signatures verified at export, and the session data in this "
+                                  "report matches the signed record")
+        else:
             out[rec.record_id] = "signatures verified at export"
-        except KetmonitorError as exc:
-            out[rec.record_id] = f"VERIFICATION FAILED: {exc}"
     return out
+
+
+BANNER_RED = colors.HexColor("#b00020")
+BANNER_PROBLEMS = 12  # listed in the banner; the rest are counted
+
+
+def mismatch_banner(check, *, what: str = "report") -> Table | None:
+    """A red box at the top: 'DOES NOT MATCH ITS SIGNED RECORD: <what>' (or the signature
+    failure), every difference listed (up to BANNER_PROBLEMS)."""
+    if check is None or not check.flagged:
+        return None
+    head = Paragraph(f"<b>{escape(check.status)}</b>", BODY.clone("banner-head",
+                                                                  textColor=BANNER_RED))
+    lines = [P("• " + p, SMALL) for p in check.problems[:BANNER_PROBLEMS]]
+    more = len(check.problems) - BANNER_PROBLEMS
+    if more > 0:
+        lines.append(P(f"... and {more} more differences", SMALL))
+    lines.append(P(f"The session data in this {what} is the database as it is now, not the signed "
+                   "record (the patient and site are shown as signed). The signed record itself is "
+                   "the json export of this session.", SMALL))
+    t = Table([[head]] + [[x] for x in lines], colWidths=[WIDTH])
+    t.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 1.5, BANNER_RED),
+                           ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fde8ea")),
+                           ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+                           ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+    return t
 
 
 def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
     """The report; ``verification`` (record id -> outcome) is computed when not given."""
+    check = record_check(db, data) if data.records else data.check
     s, p, rec = data.session, data.patient or {}, data.record
     story: list = []
     made = utc_iso(time.time())
@@ -165,6 +211,9 @@ def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
     signed = "signed" if data.records else "NOT SIGNED"
     story.append(P(f"Session {data.id} — status {s['status']} ({signed}) — report made "
                    f"{human_utc(made)} by ketmonitor {__version__}", BODY))
+    banner = mismatch_banner(check)
+    if banner is not None:
+        story += [Spacer(1, 3), banner]
     story.append(Spacer(1, 4))
 
     story.append(Paragraph("Patient and session", H2))
@@ -181,6 +230,9 @@ def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
         ["Site", f"{clinic.get('name', '-')} {clinic.get('address', '')}".strip()],
         ["Workstation", s.get("workstation") or "-"],
     ], [45 * mm, WIDTH - 45 * mm]))
+    if check is not None and check.signed:
+        story.append(P("Patient and site as signed in the record"
+                       + ("; " + "; ".join(check.notes) if check.notes else "") + ".", SMALL))
 
     story.append(Paragraph("Doses", H2))
     story.append(table(["Time (UTC)", "Action", "Drug", "Amount", "Route", "Lot", "By", "Amended"],
@@ -302,6 +354,10 @@ def build_pdf(db, data: SessionData, verification: dict | None = None) -> bytes:
         canvas.setFont("Helvetica", 7)
         canvas.drawString(15 * mm, 8 * mm, f"ketmonitor session {data.id} — "
                                            f"{p.get('name', 'no patient')} — page {doc.page}")
+        if check is not None and check.flagged:  # every page, so a loose page still says it
+            canvas.setFillColor(BANNER_RED)
+            canvas.setFont("Helvetica-Bold", 8)
+            canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, check.status)
         canvas.restoreState()
 
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
@@ -350,11 +406,8 @@ class Exporter:
 
     def add(self, session_id: str, data: SessionData) -> dict:
         name = f"{session_id}.pdf"
-        verification = verify_records(self.db, data)
-        self.out.write(name, build_pdf(self.db, data, verification))
-        failed = [f"record {rid}: {v}" for rid, v in verification.items()
-                  if v.startswith("VERIFICATION FAILED")]
-        return {"files": [name], "signatures": len(data.signatures), "warnings": failed}
+        self.out.write(name, build_pdf(self.db, data))
+        return {"files": [name], "signatures": len(data.signatures)}
 
     def finish(self) -> None:
         pass

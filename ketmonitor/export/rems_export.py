@@ -7,6 +7,11 @@ treats empty text as missing, and says why a scheduled BP is absent (a skipped c
 Only esketamine sessions have a REMS form: other sessions are refused (skipped in a multi-session
 export). The sedation, dissociation and respiratory-depression questions are listed as missing
 until their wording is public (clinical.md).
+
+A signed session whose rows no longer match its signed record is marked: ``record_check`` and
+``matches_signed_record`` in the JSON, and a red banner on the page saying not to submit the form.
+The patient and site of a signed session are taken as signed (the concomitant-medication answers of
+that day, not of a later check-in).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from ..errors import ExportError, KetmonitorError
 from ..patients import REMS_FLAGS
 from ..workflow_read import rems_summary
 from .data import SessionData, human_utc
-from .pdf_export import BODY, H1, SMALL, WIDTH, P
+from ..signing.matching import MATCHES, NOT_SIGNED
+from .pdf_export import BANNER_PROBLEMS, BANNER_RED, BODY, H1, SMALL, WIDTH, P
 
 FORM = "Esketamine REMS Patient Monitoring Form"
 BP_CHECKS = {"bp_before_dose": "bp@pre", "bp_at_40": "bp@40", "bp_before_end": "bp@discharge"}
@@ -62,6 +68,11 @@ def rems_form(db, data: SessionData) -> dict:
     if not is_esketamine(data):
         raise ExportError(f"session {data.id} is not an esketamine session: no REMS form")
     s = rems_summary(db, data.id)
+    # a signed session's patient and site as signed (data.use_check): the answers on the day
+    p, site = data.patient or {}, data.clinic or {}
+    s |= {"patient_name": p.get("name"), "birth_date": p.get("birth_date"), "sex": p.get("sex"),
+          "concomitant": {k: p.get(k) for k in REMS_FLAGS},
+          "site_name": site.get("name"), "site_address": site.get("address")}
     rec = data.record
     baseline = next((e["effective"]["data"] for e in reversed(rec["events"])
                      if e["kind"] == "baseline"), None)
@@ -122,10 +133,30 @@ def rems_form(db, data: SessionData) -> dict:
         out.append({"key": key, "label": label, "value": value, "missing": value is None,
                     **({"note": note} if note else {})})
     missing = [f["label"] for f in out if f["missing"]]
-    return {"form": FORM, "session_id": data.id, "generated_utc": utc_iso(time.time()),
+    form = {"form": FORM, "session_id": data.id, "generated_utc": utc_iso(time.time()),
             "signed": bool(data.records), "complete": not missing, "missing": missing,
             "missing_keys": [f["key"] for f in out if f["missing"]], "fields": out,
             "source_summary": s}
+    if data.check is not None:
+        form["record_check"] = data.check.as_dict()
+        form["matches_signed_record"] = data.check.matches
+    return form
+
+
+def _banner(check: dict | None):
+    if not check or check["status"] in (NOT_SIGNED, MATCHES):
+        return None
+    head = BODY.clone("rems-banner", textColor=BANNER_RED)
+    lines = [Paragraph(f"<b>{check['status']}</b> — do not submit this form until the difference "
+                       "is resolved", head)]
+    lines += [P("• " + p) for p in check["problems"][:BANNER_PROBLEMS]]
+    more = len(check["problems"]) - BANNER_PROBLEMS + check.get("more_problems", 0)
+    if more > 0:
+        lines.append(P(f"... and {more} more differences"))
+    t = Table([[x] for x in lines], colWidths=[WIDTH])
+    t.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 1.5, BANNER_RED),
+                           ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fde8ea"))]))
+    return t
 
 
 def form_pdf(form: dict) -> bytes:
@@ -134,6 +165,9 @@ def form_pdf(form: dict) -> bytes:
                f"{human_utc(form['generated_utc'])}"
                + ("" if form["signed"] else " — the session record is NOT signed"), BODY),
              Spacer(1, 4)]
+    banner = _banner(form.get("record_check"))
+    if banner is not None:
+        story += [banner, Spacer(1, 4)]
     if form["missing"]:
         story.append(P(f"{len(form['missing'])} required field(s) missing — complete them before "
                        "submitting: " + "; ".join(form["missing"]), BODY))

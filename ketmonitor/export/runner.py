@@ -1,9 +1,16 @@
 """Running an export: the output folder, atomic files, progress, the manifest and the audit trail.
 
-Every exported session gets an audit entry (``session.exported``: format, files, their SHA-256 and
-row counts) written in its own BEGIN IMMEDIATE transaction right after its files are on disk; the run
-ends with ``export.completed`` carrying the manifest's SHA-256. A database that cannot take these
-entries (read-only file) is refused before anything is written.
+Before a sealed session is exported in any format but json (which is the signed bytes themselves),
+its rows are compared with its signed record (``signing.matching.check_session``) in the same read
+snapshot the export reads them from. A session that does not match is still exported (an auditor
+needs to see it) but every format marks it, the manifest and the audit entry carry the finding, and
+``ExportResult.flagged`` lists it (``ketmonitor export`` then exits 3).
+
+Every exported session gets an audit entry (``session.exported``: format, files, their SHA-256, row
+counts and the record check) written in its own BEGIN IMMEDIATE transaction right after its files
+are on disk; the run ends with ``export.completed`` (or ``export.cancelled``) carrying the
+manifest's SHA-256. A database that cannot take these entries (read-only file) is refused before
+anything is written.
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import ExportError, StoreError
 from ..signing._db import write_transaction
+from ..signing.matching import check_session
 from .selection import Selection
 
 FORMATS = {"json": "json_export", "csv": "csv_export", "fhir": "fhir_export", "pdf": "pdf_export",
@@ -131,9 +139,20 @@ class ExportResult:
     folder: Path
     sessions: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # session id -> why
-    warnings: list[str] = field(default_factory=list)  # e.g. a signature that no longer verifies
+    warnings: list[str] = field(default_factory=list)  # e.g. rows that differ from the record
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256
     seconds: float = 0.0
+    checks: dict = field(default_factory=dict)  # session id -> RecordCheck (not for json)
+    cancelled: bool = False  # stopped on request: the sessions listed were exported, no others
+
+    @property
+    def flagged(self) -> list[str]:
+        """Exported sessions whose rows or signatures do not verify against the signed record."""
+        return [sid for sid in self.sessions if sid in self.checks and self.checks[sid].flagged]
+
+
+class ExportCancelled(ExportError):
+    """The export was cancelled before any session was written."""
 
 
 def _check_audit_writable(db) -> None:
@@ -162,40 +181,71 @@ def exporter_module(fmt: str):
 
 def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str | None = None,
                     overwrite: bool = False, progress: TextIO | None | bool = None,
-                    db_path: str | None = None) -> ExportResult:
-    """Export the selected sessions in ``fmt`` into ``folder``; audited. ``progress``: a stream
-    for the progress bar (default stderr), or False for none."""
+                    db_path: str | None = None,
+                    on_progress: Callable[[int, int, str], None] | None = None,
+                    cancel=None, origin: str = "library") -> ExportResult:
+    """Export the selected sessions in ``fmt`` into ``folder``; audited.
+
+    ``progress``: a stream for the text progress bar (default stderr), or False for none;
+    ``on_progress(done, total, session_id)`` is called after each session (from this thread);
+    ``cancel`` (a ``threading.Event``) stops the export before the next session: the sessions
+    already exported keep their files and the run is finished and audited as cancelled.
+    ``origin`` says where the export was asked for (``cli``, ``review browser``), for the audit.
+    """
     module = exporter_module(fmt)
     user_id = user_id or default_user()
     _check_audit_writable(db)
     out = Output(folder, overwrite=overwrite)
     result = ExportResult(fmt, out.folder)
     t0 = time.perf_counter()
-    bar = None if progress is False else Progress(len(selection.session_ids), f"export {fmt}",
+    total = len(selection.session_ids)
+    bar = None if progress is False else Progress(total, f"export {fmt}",
                                                   None if progress in (None, True) else progress)
     exporter = module.Exporter(db, out)
     from .data import load_session
 
+    conn = db.conn
     try:
         for i, sid in enumerate(selection.session_ids, 1):
-            data = (load_session(db, sid, numerics=getattr(exporter, "needs_numerics", True))
-                    if exporter.needs_data else None)
+            if cancel is not None and cancel.is_set():
+                result.cancelled = True
+                break
+            snapshot = not conn.in_transaction
+            if snapshot:  # the check and the export read the same rows
+                conn.execute("BEGIN")
             try:
-                written = exporter.add(sid, data)
-            except ExportError as exc:
-                if len(selection.session_ids) == 1:
-                    raise
-                result.skipped[sid] = str(exc)
-                written = None
+                check = None if fmt == "json" else check_session(db, sid)
+                data = None
+                if exporter.needs_data:
+                    data = load_session(db, sid, numerics=getattr(exporter, "needs_numerics", True))
+                    data.use_check(check)
+                try:
+                    written = exporter.add(sid, data)
+                except ExportError as exc:
+                    if total == 1:
+                        raise
+                    result.skipped[sid] = str(exc)
+                    written = None
+            finally:
+                if snapshot and conn.in_transaction:
+                    conn.execute("COMMIT")
             if written is not None:
                 files = {name: out.files.get(name) for name in written.get("files", ())}
+                extra = {k: v for k, v in written.items() if k not in ("files", "warnings")}
+                if check is not None:
+                    extra["record_check"] = check.as_dict()
+                    result.checks[sid] = check
                 audit_export(db, user_id=user_id, session_id=sid, fmt=fmt,
-                             detail={"folder": str(out.folder), "files": files,
-                                     **{k: v for k, v in written.items() if k != "files"}})
+                             detail={"folder": str(out.folder), "files": files, "origin": origin,
+                                     **extra})
                 result.sessions.append(sid)
+                if check is not None and check.flagged:
+                    result.warnings.append(f"session {sid}: {check.headline()}")
                 result.warnings += [f"session {sid}: {w}" for w in written.get("warnings", ())]
             if bar:
                 bar.update(i, sid)
+            if on_progress is not None:
+                on_progress(i, total, sid)
     except BaseException:
         getattr(exporter, "abort", lambda: None)()
         raise
@@ -204,6 +254,8 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
     else:
         getattr(exporter, "abort", lambda: None)()
     if not result.sessions:
+        if result.cancelled:
+            raise ExportCancelled("export cancelled before any session was written")
         raise ExportError("nothing exported: " + "; ".join(f"{k}: {v}" for k, v in
                                                            result.skipped.items()))
     result.seconds = time.perf_counter() - t0
@@ -211,21 +263,42 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
     manifest = {
         "format": "ketmonitor.export-manifest", "format_version": 1,
         "export_format": fmt, "created_utc": utc_iso(time.time()), "user_id": user_id,
-        "database": db_path, "selection": selection.description,
+        "origin": origin, "database": db_path, "selection": selection.description,
         # the audit trail as it stood: 'ketmonitor verify --db PATH --expect-head SEQ:HASH' later
         # proves it still holds these rows unchanged (nothing signed covers the latest rows)
         "audit_head": {"seq": seq, "hash": head, "expect_head": f"{seq}:{head}"},
         "sessions": result.sessions, "skipped": result.skipped, "warnings": result.warnings,
         "files": dict(sorted(out.files.items())),
     }
+    if fmt != "json":
+        manifest["record_checks"] = {sid: result.checks[sid].as_dict() for sid in result.sessions}
+        manifest["not_matching_signed_record"] = result.flagged
+    if result.cancelled:
+        manifest["cancelled"] = (f"cancelled after {len(result.sessions) + len(result.skipped)} of "
+                                 f"{total} sessions; the others were not exported")
     data = json.dumps(manifest, indent=1, sort_keys=True).encode()
     out.write(MANIFEST, data)
-    audit_export(db, user_id=user_id, session_id=None, fmt=fmt, action="export.completed",
+    audit_export(db, user_id=user_id, session_id=None, fmt=fmt,
+                 action="export.cancelled" if result.cancelled else "export.completed",
                  detail={"folder": str(out.folder), "sessions": len(result.sessions),
                          "skipped": len(result.skipped), "selection": selection.description,
+                         "origin": origin, "not_matching_signed_record": result.flagged,
                          "manifest_sha256": out.files[MANIFEST]})
     result.files = dict(out.files)
     return result
+
+
+def export_database(db_path, fmt: str, folder, choose: Callable[..., Selection],
+                    **options) -> ExportResult:
+    """The whole export as ``ketmonitor export`` and the review browser run it: open the database
+    at ``db_path`` on a connection of its own (so this may run on a worker thread), choose the
+    sessions with ``choose(db) -> Selection``, ``export_sessions(..., **options)``, close."""
+    path = Path(db_path).expanduser()
+    db = open_export_db(path)
+    try:
+        return export_sessions(db, choose(db), fmt, folder, db_path=str(path), **options)
+    finally:
+        db.conn.close()
 
 
 def open_export_db(path):

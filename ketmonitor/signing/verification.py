@@ -205,6 +205,10 @@ def _identity(columns, row):
 
 
 def _compare_rows(rid, table, columns, rec_rows, db_rows, failures) -> None:
+    if rec_rows == db_rows:
+        # The usual case, decided at C speed: both come from the same ORDER BY (table_rows), so
+        # unchanged rows are equal lists in the same order. Anything else takes the multiset path.
+        return
     rec = Counter(tuple(r) for r in rec_rows)
     now = Counter(tuple(r) for r in db_rows)
     missing, extra = list((rec - now).elements()), list((now - rec).elements())

@@ -158,12 +158,63 @@ def test_pdf_flags_a_signature_that_no_longer_verifies(clinic, tmp_path, capsys)
     db.conn.close()
     rc, _, err = run(capsys, "export", "--db", str(clinic), "--format", "pdf", "--session",
                      "jan01", "--out", str(tmp_path / "out"))
-    assert rc == 0
-    assert "WARNING: session jan01: record" in err and "does not verify" in err
+    assert rc == 3  # written, but not what was signed: see docs/export.md
+    assert "WARNING: session jan01: SIGNED RECORD DOES NOT VERIFY: record" in err
+    assert "does not verify" in err
     import pypdf
 
     text = "\n".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "out" / "jan01.pdf").pages)
-    assert "VERIFICATION FAILED" in text
+    assert "VERIFICATION FAILED" in text and "verified at export" not in text
+    # the banner comes before anything else of the session
+    assert text.index("SIGNED RECORD DOES NOT VERIFY") < text.index("Patient and session")
     assert "esketamine-intranasal, version 1 at check-in" in text
     manifest = json.loads((tmp_path / "out" / "export-manifest.json").read_text())
     assert manifest["warnings"] and "does not verify" in manifest["warnings"][0]
+
+
+def test_cancel_stops_before_the_next_session_and_is_audited(clinic, tmp_path):
+    import threading
+
+    from ketmonitor.errors import ExportError as _ExportError
+    from ketmonitor.export import ExportCancelled, export_database
+
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total, sid):
+        seen.append((done, total, sid))
+        cancel.set()  # as the browser's Cancel button does, while the first session is written
+
+    result = export_database(clinic, "csv", tmp_path / "out",
+                             lambda db: select_sessions(db, since="2026-01-01"), user_id="aud",
+                             progress=False, on_progress=progress, cancel=cancel, origin="test")
+    assert seen == [(1, 3, "jan01")]
+    assert result.cancelled and result.sessions == ["jan01"]
+    rows = (tmp_path / "out" / "sessions.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["jan01"]  # the files hold what was exported
+    manifest = json.loads((tmp_path / "out" / "export-manifest.json").read_text())
+    assert manifest["cancelled"].startswith("cancelled after 1 of 3 sessions")
+    assert audit_count(clinic, "export.cancelled") == 1
+    assert audit_count(clinic, "export.completed") == 0
+    with pytest.raises(ExportCancelled, match="before any session"):
+        export_database(clinic, "pdf", tmp_path / "none", lambda db: select_sessions(
+            db, since="2026-01-01"), progress=False, cancel=cancel)
+    assert not list((tmp_path / "none").glob("*.pdf"))
+    assert issubclass(ExportCancelled, _ExportError)
+
+
+def test_the_review_browsers_selection_is_every_session_the_filters_find(clinic):
+    from ketmonitor import review
+
+    db = open_db(clinic)
+    try:
+        everything = review.export_selection(db)
+        assert everything.session_ids == ("jan01", "jan02", "jan05")  # oldest first, as the CLI
+        one = review.export_selection(db, review.SessionFilter(protocol="im-injection"))
+        assert one.session_ids == ("jan02",)
+        assert one.description == ("sessions matching the review browser's filters (protocol "
+                                   "im-injection)")
+        with pytest.raises(ExportError, match="no sessions match the filters"):
+            review.export_selection(db, review.SessionFilter(status="co-signed"))
+    finally:
+        db.conn.close()

@@ -164,7 +164,9 @@ def test_timeline_holds_the_whole_session(db, world):
     # the view is in the audit trail, and the trail still verifies
     row = q("SELECT user_id, session_id, detail FROM audit_log WHERE action = 'session.viewed'"
             " ORDER BY seq DESC").fetchone()
-    assert row[:2] == ("doc1", world.desat) and json.loads(row[2]) == {"purpose": "review"}
+    assert row[:2] == ("doc1", world.desat)
+    assert json.loads(row[2]) == {"purpose": "review", "record_check": "matches"}
+    assert tl.record_check.matches
     assert q("SELECT count(*) FROM audit_log WHERE action = 'session.viewed'").fetchone()[0] == \
         before + 1
     verify_db(db, world.desat)
@@ -339,6 +341,51 @@ def test_addenda_by_clinicians_not_auditors(db, world):
         review.addendum_session(db, world.desat, "doc1", PASSWORDS["doc1"], "   ")
     assert ids(db, status="addendum") == {world.desat, world.cosigned}
     verify_db(db)
+
+
+def _tamper_dose(db, session_id) -> int:
+    """What someone with the file and the sqlite3 shell can do: drop the triggers, edit a dose."""
+    for trigger in ("doses_no_update", "doses_sealed_no_update"):
+        db.conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    dose_id = db.conn.execute("SELECT min(id) FROM doses WHERE session_id = ?",
+                              (session_id,)).fetchone()[0]
+    db.conn.execute("UPDATE doses SET amount = 84, lot_number = 'FAKE-LOT' WHERE id = ?", (dose_id,))
+    return dose_id
+
+
+def test_altered_rows_are_shown_as_not_matching_and_the_view_audit_says_so(db, world):
+    dose_id = _tamper_dose(db, world.desat)
+    tl = review.load_timeline(db, world.desat, viewer_id="doc1")
+    check = tl.record_check
+    assert check.flagged and check.status == "DOES NOT MATCH ITS SIGNED RECORD"
+    assert f"doses row (id={dose_id}" in check.problems[0] and "'FAKE-LOT'" in check.problems[0]
+    (rec,) = tl.records
+    assert not rec.verified and rec.data_differs and rec.label == "DATA DIFFERS"
+    assert rec.problem.startswith("DOES NOT MATCH ITS SIGNED RECORD: doses row")
+    detail = json.loads(db.conn.execute("SELECT detail FROM audit_log WHERE action ="
+                                        " 'session.viewed' ORDER BY seq DESC").fetchone()[0])
+    assert detail["record_check"] == "DOES NOT MATCH ITS SIGNED RECORD"
+    assert "FAKE-LOT" in detail["problems"][0]
+    perm = review.permissions("physician", True, check)
+    assert not perm.cosign and not perm.addendum and "refused" in perm.reason
+
+
+def test_nobody_cosigns_or_adds_an_addendum_to_altered_data(db, world):
+    _tamper_dose(db, world.desat)
+    before = _sig_rows(db)
+    records = db.conn.execute("SELECT count(*) FROM session_records").fetchone()[0]
+    with pytest.raises(WorkflowError, match="DOES NOT MATCH ITS SIGNED RECORD: doses row"):
+        review.cosign_session(db, world.desat, "doc1", PASSWORDS["doc1"], "review")
+    with pytest.raises(WorkflowError, match="refused"):
+        review.addendum_session(db, world.desat, "demo-nurse", PASSWORDS["demo-nurse"],
+                                "Late entry: the dose was 84 mg.")
+    assert _sig_rows(db) == before
+    assert db.conn.execute("SELECT count(*) FROM session_records").fetchone()[0] == records
+    refused = [json.loads(d)["what"] for (d,) in db.conn.execute(
+        "SELECT detail FROM audit_log WHERE action = 'signing.refused' ORDER BY seq")]
+    assert refused == ["co-sign", "addendum"]
+    # an untouched session of the same database is signed as before
+    review.addendum_session(db, world.cosigned, "doc2", PASSWORDS["doc2"], "Follow-up call done.")
 
 
 def test_permissions_by_role():

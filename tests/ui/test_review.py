@@ -448,6 +448,43 @@ def test_a_tampered_record_shows_failed_and_cannot_be_cosigned(qtbot, db, world)
     w = window(qtbot, db, world.desat, world.staff.doctor)
     assert w.signatures.item(0, 5).text() == "FAILED"
     assert "signature" in w.signatures.item(0, 5).toolTip().lower()
+    assert w.record_banner.isVisible()
+    assert "SIGNED RECORD DOES NOT VERIFY" in w.record_banner.text()
+    assert not w.cosign_button.isEnabled() and w.ask_signature("cosign") is None
     before = sig_rows(db)
-    d = _sign(qtbot, w, "cosign", PASSWORDS["doc1"], meaning="review")
-    assert d.isVisible() and d.error.text() and sig_rows(db) == before
+    w.sign("cosign", PASSWORDS["doc1"], "review", "")  # past the buttons: the core refuses too
+    qtbot.waitUntil(lambda: not w.busy(), timeout=10000)
+    assert sig_rows(db) == before and "refused" in w.message.text()
+
+
+def test_altered_rows_are_shown_prominently_and_block_signing(qtbot, db, world, tmp_path):
+    """A dose changed behind the triggers' back: the review screen says so above everything,
+    never calls the record verified, and the physician cannot co-sign or add an addendum."""
+    for trigger in ("doses_no_update", "doses_sealed_no_update"):
+        db.conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    db.conn.execute("UPDATE doses SET amount = 84, lot_number = 'FAKE-LOT' WHERE id = (SELECT"
+                    " min(id) FROM doses WHERE session_id = ?)", (world.desat,))
+    w = window(qtbot, db, world.desat, world.staff.doctor)
+    assert w.record_banner.isVisible()
+    text = w.record_banner.text()
+    assert "DOES NOT MATCH ITS SIGNED RECORD" in text and "FAKE-LOT" in text
+    assert w.record_banner.geometry().top() < w.splitter.geometry().top()  # above the content
+    assert w.signatures.item(0, 5).text() == "DATA DIFFERS"
+    assert not any(w.signatures.item(r, 5).text() == "verified"
+                   for r in range(w.signatures.rowCount()))
+    assert not w.cosign_button.isEnabled() and not w.addendum_button.isEnabled()
+    assert "refused" in w.cosign_button.toolTip() and "refused" in w.message.text()
+    assert w.ask_signature("addendum") is None and w.sign_dialog is None
+    before = sig_rows(db)
+    w.sign("addendum", PASSWORDS["doc1"], "", "the dose was 84 mg")
+    qtbot.waitUntil(lambda: not w.busy(), timeout=10000)
+    assert sig_rows(db) == before
+    assert db.conn.execute("SELECT count(*) FROM session_records WHERE session_id = ?",
+                           (world.desat,)).fetchone()[0] == 1
+    assert w.grab().save(str(tmp_path / "altered.png"))
+
+
+def test_a_matching_session_has_no_banner(qtbot, db, world):
+    w = window(qtbot, db, world.desat, world.staff.doctor)
+    assert not w.record_banner.isVisible() and w.timeline.record_check.matches
+    assert w.signatures.item(0, 5).text() == "verified"

@@ -2,7 +2,9 @@
 
 The model reads one page at a time (Qt's canFetchMore/fetchMore), so a database with thousands of
 sessions opens at once; every query is ``ketmonitor.review.list_sessions`` (indexed SQL). Double-click
-or Enter on a row emits ``session_opened(session_id)``.
+or Enter on a row emits ``session_opened(session_id)``. "Export..." exports the selected rows (Ctrl-
+or Shift-click for several) or everything the filters find, through the same runner as
+``ketmonitor export`` (export_dialog.py).
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ class SessionBrowserWidget(QWidget):
         self.table = _SessionTable()
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
@@ -230,8 +232,13 @@ class SessionBrowserWidget(QWidget):
         self.message.setObjectName("error")
         self.open_button = QPushButton("Open session")
         self.open_button.clicked.connect(self.open_current)
+        self.export_button = QPushButton("Export...")
+        self.export_button.setToolTip("export the selected sessions, or all the filters find, as "
+                                      "json, csv, fhir, pdf or the REMS form")
+        self.export_button.clicked.connect(self.export_dialog)
         foot.addWidget(self.count_label)
         foot.addWidget(self.message, 1)
+        foot.addWidget(self.export_button)
         foot.addWidget(self.open_button)
         outer.addLayout(foot)
 
@@ -293,3 +300,24 @@ class SessionBrowserWidget(QWidget):
 
     def open_row(self, row: int) -> None:
         self.session_opened.emit(self.model.session_id(row))
+
+    # -- exporting -----------------------------------------------------------------------------
+    def selected_ids(self) -> list[str]:
+        """The selected sessions, oldest first (the order ``ketmonitor export`` writes them in)."""
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        picked = [self.model.rows[r] for r in rows]
+        return [r.id for r in sorted(picked, key=lambda r: (r.started_utc, r.id))]
+
+    def db_path(self) -> str:
+        return next(r[2] for r in self.db.conn.execute("PRAGMA database_list") if r[1] == "main")
+
+    def export_dialog(self):
+        """Open the export dialog on the current selection and filters (not modal: the browser
+        stays usable while a long export runs)."""
+        from .export_dialog import ExportDialog
+
+        dialog = ExportDialog(self.db_path(), self.user, selected=self.selected_ids(),
+                              filters=self.model.filters, matching=self.model.total, parent=self)
+        self._export = dialog  # one at a time is enough; keep it alive
+        dialog.show()
+        return dialog

@@ -12,6 +12,7 @@ audited, and is said plainly in the dialog.
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
@@ -89,6 +90,7 @@ class ReviewWindow(QMainWindow):
         outer = QVBoxLayout(root)
         outer.setContentsMargins(8, 8, 8, 8)
         outer.addWidget(self._header())
+        outer.addWidget(self._record_banner())
 
         split = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
@@ -189,6 +191,24 @@ class ReviewWindow(QMainWindow):
         h.addWidget(sid)
         return box
 
+    def _record_banner(self) -> QLabel:
+        """Red, above everything, when the rows shown are not what was signed."""
+        check = self.timeline.record_check
+        self.record_banner = QLabel("")
+        self.record_banner.setObjectName("recordBanner")
+        self.record_banner.setWordWrap(True)
+        self.record_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.record_banner.setStyleSheet(
+            f"QLabel#recordBanner {{ color: {style.TEXT}; background: #5c0a14; border: 2px solid "
+            f"{style.FAILED}; border-radius: 4px; padding: 6px 10px; font-size: 15px; }}")
+        if check is not None and check.flagged:
+            self.record_banner.setText(
+                f"<b>{check.status}</b> — what this screen shows is the database now, not the "
+                f"signed record:<br>" + "<br>".join("• " + escape(p) for p in check.problems[:8])
+                + (f"<br>… and {len(check.problems) - 8} more" if len(check.problems) > 8 else ""))
+        self.record_banner.setVisible(check is not None and check.flagged)
+        return self.record_banner
+
     # -- content -------------------------------------------------------------------------------
     def fill_entries(self) -> None:
         self.entry_rows = self.timeline.entries()
@@ -220,7 +240,7 @@ class ReviewWindow(QMainWindow):
         t.setRowCount(len(rows))
         for i, (rv, s) in enumerate(rows):
             what = "record" if rv.record.kind == "original" else "addendum"
-            ok = "verified" if rv.verified else "FAILED"
+            ok = rv.label  # verified only when the signatures and the rows both check out
             t.setItem(i, 0, _item(what, tip=f"record {rv.record.record_id}\nSHA-256 "
                                             f"{rv.record.payload_sha256}"))
             t.setItem(i, 1, _item(s.printed_name, style.TEXT, tip=s.signer_id))
@@ -242,8 +262,9 @@ class ReviewWindow(QMainWindow):
 
     def _update_buttons(self) -> None:
         sealed = self.timeline.original_record is not None
+        check = self.timeline.record_check
         perm = review.permissions(
-            self.user.role, sealed, ended=self.timeline.session.get("ended_utc") is not None,
+            self.user.role, sealed, check, ended=self.timeline.session.get("ended_utc") is not None,
             author=self.user.id in review.session_authors(self.db, self.session_id))
         self.permissions = perm
         self.sign_button.setVisible(not sealed)  # once signed, co-signatures and addenda follow
@@ -254,7 +275,7 @@ class ReviewWindow(QMainWindow):
                       (self.addendum_button, perm.addendum)):
             b.setToolTip("" if ok else perm.reason)
         if not (perm.cosign and perm.addendum) and perm.reason:
-            self.show_message(perm.reason, error=False)
+            self.show_message(perm.reason, error=check is not None and check.flagged)
 
     def show_message(self, text: str, *, error: bool) -> None:
         self.message.setText(text)

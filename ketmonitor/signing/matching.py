@@ -1,0 +1,210 @@
+"""Does the database still hold what was signed? The check every export and the review screen make
+before they show a sealed session.
+
+Exports and the review screen read the database's rows, not the signed payload, so a row changed
+behind the triggers' back (someone with the file and the sqlite3 shell) would otherwise be shown,
+co-signed or sent to another system as if it were the signed record. ``check_session``:
+
+- verifies the signatures of every record of the session (``verify_stored_record``);
+- compares every row of every session table, the waveform digests and the session row with the
+  original record: the same comparison ``verify_db`` makes (``verification._check_tables``);
+- compares the patient and clinic rows with the copies the record carries. A patient legitimately
+  changes after a session: the next check-in updates the weight or the concomitant-medication
+  answers, audited as ``patient.update``. A column changed by such an audited update after the
+  record was signed is a *note*, not a problem; anything else that differs is a problem. Either
+  way, what is shown for a sealed session is the patient and clinic *as signed* (``patient()``,
+  ``clinic()``): a session of March shows the March weight and answers.
+
+It never raises for what it finds: the outcome is a ``RecordCheck`` (the caller decides to warn,
+mark or refuse). It reads in one snapshot when the caller has no transaction open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..audit import find_audit
+from ..errors import VerificationError
+from ..patients import REMS_FLAGS, Patient
+from .record import _row_by_id
+from .service import list_records
+from .verification import _check_tables, _parse_payload, verify_stored_record
+
+NOT_SIGNED, MATCHES = "not signed", "matches"
+DIFFERS = "DOES NOT MATCH ITS SIGNED RECORD"
+SIGNATURE_FAILED = "SIGNED RECORD DOES NOT VERIFY"
+# record section -> (table, audit action of an audited update, entity id of the row in the audit)
+_PARTIES = {"patient": ("patients", "patient.update"), "clinic": ("clinic", "clinic.update")}
+_BOOKKEEPING = {"updated_utc", "updated_by"}  # set by every audited update
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    session_id: str
+    record_id: str | None                       # the original record; None: not signed
+    signature_problems: tuple[str, ...] = ()    # a signature or stored digest that fails
+    data_problems: tuple[str, ...] = ()         # database rows that differ from the signed record
+    notes: tuple[str, ...] = ()                 # audited patient updates made after signing
+    records: dict = field(default_factory=dict)  # record id -> None (verifies) or why not
+    signed_patient: dict | None = None          # the patients row as signed
+    signed_clinic: dict | None = None           # the clinic row as signed
+    rows: int = 0                               # rows compared
+
+    @property
+    def signed(self) -> bool:
+        return self.record_id is not None
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return self.signature_problems + self.data_problems
+
+    @property
+    def matches(self) -> bool:
+        """Signed, every signature verifies and the database holds exactly what was signed."""
+        return self.signed and not self.problems
+
+    @property
+    def flagged(self) -> bool:
+        """Signed, but something does not verify: what is shown is not (only) what was signed."""
+        return self.signed and bool(self.problems)
+
+    @property
+    def status(self) -> str:
+        if not self.signed:
+            return NOT_SIGNED
+        if self.signature_problems:
+            return SIGNATURE_FAILED
+        return DIFFERS if self.data_problems else MATCHES
+
+    def summary(self, limit: int = 3) -> str:
+        """The problems in one line: the first ``limit``, then how many more."""
+        shown = list(self.problems[:limit])
+        more = len(self.problems) - len(shown)
+        return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+    def headline(self) -> str:
+        """'DOES NOT MATCH ITS SIGNED RECORD: <what>' (or the signature failure); '' when fine."""
+        return f"{self.status}: {self.summary()}" if self.flagged else ""
+
+    def as_dict(self, limit: int = 20) -> dict:
+        """For manifests and audit entries (JSON)."""
+        return {"status": self.status, "record_id": self.record_id, "rows_compared": self.rows,
+                "problems": list(self.problems[:limit]),
+                **({"more_problems": len(self.problems) - limit}
+                   if len(self.problems) > limit else {}),
+                "notes": list(self.notes)}
+
+    def patient(self) -> Patient | None:
+        """The patient as signed (None when not signed, or signed without a patient)."""
+        row = self.signed_patient
+        if row is None:
+            return None
+        data = {f.name: row.get(f.name) for f in fields(Patient)}
+        for k in REMS_FLAGS:
+            data[k] = None if data[k] is None else bool(data[k])
+        data["notes"] = data["notes"] or ""
+        return Patient(**data)
+
+    def clinic(self) -> dict | None:
+        """The clinic as signed: name, address, phone, email."""
+        row = self.signed_clinic
+        if row is None:
+            return None
+        return {k: row.get(k) or "" for k in ("name", "address", "phone", "email")}
+
+
+def _strip(rid: str, text: str) -> str:
+    prefix = f"record {rid}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _check_party(db, section: str, signed: dict | None, head_seq, out_problems, out_notes):
+    table, action = _PARTIES[section]
+    if not isinstance(signed, dict):
+        return
+    key = signed.get("id")
+    current = _row_by_id(db.conn, table, key)
+    if current is None:
+        out_problems.append(f"the {section} row ({key}) of the signed record is missing from the "
+                            "database")
+        return
+    changed = [c for c, v in signed.items() if current.get(c, object()) != v]
+    if not changed:
+        return
+    audited: dict[str, object] = {}  # column -> the value the last audited update set
+    seqs = []
+    if isinstance(head_seq, int):
+        for seq, detail in find_audit(db, action, entity_id=str(key)):
+            if seq > head_seq:
+                seqs.append(seq)
+                for col, change in (detail.get("changes") or {}).items():
+                    audited[col] = change.get("now") if isinstance(change, dict) else None
+    explained, unexplained = [], []
+    for col in changed:
+        if col in audited and audited[col] == current.get(col):
+            explained.append(col)
+        elif col in _BOOKKEEPING and seqs:
+            continue
+        else:
+            unexplained.append(col)
+    for col in unexplained:
+        out_problems.append(f"{section} {key} column {col} is {current.get(col)!r} in the database, "
+                            f"{signed[col]!r} in the signed record")
+    if explained:
+        out_notes.append(f"{section} details changed after signing by audited update(s) (audit "
+                         f"row{'s' if len(seqs) > 1 else ''} {', '.join(map(str, seqs))}): "
+                         f"{', '.join(explained)}; shown as signed")
+
+
+def _stored_payload(db, record_id: str) -> dict | None:
+    row = db.conn.execute("SELECT payload FROM session_records WHERE record_id = ?",
+                          (record_id,)).fetchone()
+    return _parse_payload(bytes(row[0])) if row else None
+
+
+def _check(db, session_id: str) -> RecordCheck:
+    records = list_records(db, session_id)
+    original = next((r for r in records if r.kind == "original"), None)
+    outcomes: dict = {}
+    sig_problems: list[str] = []
+    payload = None
+    for rec in records:
+        try:
+            v = verify_stored_record(db, rec.record_id)
+            outcomes[rec.record_id] = None
+            if rec is original:
+                payload = v.record
+        except VerificationError as exc:
+            failures = getattr(exc, "failures", (exc,))
+            outcomes[rec.record_id] = "; ".join(str(f) for f in failures)
+            sig_problems += [str(f) for f in failures]
+    if original is None:
+        return RecordCheck(session_id, None, tuple(sig_problems), records=outcomes)
+    if payload is None:  # a signature failed: still compare with the stored (digest-checked) bytes
+        payload = _stored_payload(db, original.record_id)
+    if not isinstance(payload, dict):
+        return RecordCheck(session_id, original.record_id, tuple(sig_problems),
+                           ("the signed payload cannot be read",), records=outcomes)
+    failures: list[VerificationError] = []
+    rows, _chunks = _check_tables(db.conn, original.record_id, session_id, payload, failures)
+    data = [_strip(original.record_id, str(f)) for f in failures]
+    notes: list[str] = []
+    head_seq = (payload.get("audit_head") or {}).get("seq")
+    for section in _PARTIES:
+        _check_party(db, section, payload.get(section), head_seq, data, notes)
+    return RecordCheck(session_id, original.record_id, tuple(sig_problems), tuple(data),
+                       tuple(notes), outcomes, payload.get("patient"), payload.get("clinic"), rows)
+
+
+def check_session(db, session_id: str) -> RecordCheck:
+    """Compare ``session_id`` in the database with its signed record (see the module docstring)."""
+    conn = db.conn
+    snapshot = not conn.in_transaction
+    if snapshot:  # one consistent read while the app may be writing
+        conn.execute("BEGIN")
+    try:
+        return _check(db, session_id)
+    finally:
+        if snapshot and conn.in_transaction:
+            conn.execute("COMMIT")
+
