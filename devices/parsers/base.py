@@ -12,9 +12,12 @@ Contract for a concrete parser (subclass ``Parser``, implement ``_parse``):
   ``self._bad(buf, n)`` (counted in ``bad_frames``). Never turn such a frame into a value.
 - Every documented "missing" encoding becomes ``value=None`` in a Measurement, never a number.
 
-The base then checks each frame: a frame carrying any value outside its metric's physical range
-(``ketmonitor.metrics.METRICS[m].in_range``) or an unknown metric is counted as a bad frame and
-dropped, so no caller ever sees an impossible number. Accepted frames are counted in ``frames``.
+The base then checks each frame (``Frame.values_in_range``): a frame carrying any value outside
+its metric's physical range (``ketmonitor.metrics.METRICS[m].in_range``) or an unknown metric is
+counted as a bad frame and dropped, so no caller ever sees an impossible number. The default check
+walks ``measurements()`` and ``waveform()``; a frame sent tens of times a second may override it
+with direct comparisons against the same METRICS bounds (it must check every value it carries), to
+spare building Measurement objects only to look at them. Accepted frames are counted in ``frames``.
 An exception inside ``_parse`` (a bug) is logged, the buffer is dropped and counted, and ``feed``
 still returns normally: a parser never raises to its caller.
 """
@@ -51,6 +54,9 @@ class Frame:
     """
 
     device_time: str | None = None
+    # False for a frame that only answers a host command (an ACK): it shows the device is there,
+    # not that its data decodes, so the silence watch does not count it as data
+    is_data: ClassVar[bool] = True
 
     def measurements(self) -> list[Measurement]:
         return []
@@ -62,6 +68,17 @@ class Frame:
     def conditions(self) -> frozenset[Condition]:
         """Device/signal conditions this frame reports (status bits as named conditions)."""
         return NO_FLAGS
+
+    def values_in_range(self) -> bool:
+        """True if every value this frame carries is missing or inside its metric's physical
+        range (unknown metrics are not). Override only with an equivalent, cheaper check."""
+        for m in self.measurements():
+            if not value_ok(m.metric, m.value):
+                return False
+        for s in self.waveform():
+            if not _PLETH.in_range(s):
+                return False
+        return True
 
 
 def value_ok(metric: str, value: float | None) -> bool:
@@ -144,13 +161,7 @@ class Parser:
     @staticmethod
     def _acceptable(frame: Frame) -> bool:
         try:
-            for m in frame.measurements():
-                if not value_ok(m.metric, m.value):
-                    return False
-            for s in frame.waveform():
-                if not _PLETH.in_range(s):
-                    return False
+            return frame.values_in_range()
         except Exception:  # noqa: BLE001 - a frame that cannot describe itself is bad
             log.exception("frame %r failed to decode", frame)
             return False
-        return True
