@@ -3,7 +3,10 @@
 ``ParsedSource`` holds what every byte-fed source does, whatever the bytes come from (a serial port
 or a replayed capture): stamp each read once, feed the parser, turn measurements into ``Numeric``
 samples and pleth into ``WaveformChunk``s, keep the device's conditions as a ``DeviceStatus``, and
-say NO_DATA when nothing decodes for two expected data intervals.
+say NO_DATA when nothing decodes for two expected data intervals. After a (re)connection, until the
+first data frame decodes, the watch allows ``sync_time`` more: the time the protocol needs to find
+its first frame (Nonin #8: two records and a third STATUS byte). A reply to a host command (an ACK)
+is not data (``Frame.is_data``).
 
 ``SerialSource`` opens the port with ``serial.serial_for_url`` (a device path, a pty, ``loop://``,
 ``socket://``, ``spy://`` all work), calls the ``on_open`` hook (format selection, start commands),
@@ -68,7 +71,10 @@ class ParsedSource(VitalsSource):
         self.last_bytes_mono = t_mono
         frames = self.parser.feed(data)
         if frames:
-            self.last_frame_mono = t_mono
+            for f in frames:
+                if f.is_data:
+                    self.last_frame_mono = t_mono
+                    break
             self.handle_frames(frames, t_mono, t_wall)
         self.update_status(t_mono)
 
@@ -125,8 +131,11 @@ class ParsedSource(VitalsSource):
             del self._seen[c]
         conds = set(self._seen)
         message = ""
-        ref = self.last_frame_mono if self.last_frame_mono is not None else self._watch_from
-        if ref is not None and now - ref > 2 * self.expected_interval:
+        if self.last_frame_mono is not None:
+            ref, allowed = self.last_frame_mono, 2 * self.expected_interval
+        else:  # nothing decoded since the connection: the protocol may still be finding sync
+            ref, allowed = self._watch_from, 2 * self.expected_interval + self.sync_time
+        if ref is not None and now - ref > allowed:
             conds.add(Condition.NO_DATA)
             message = self.silence_message(now - ref)
         self.set_status(True, conds, message)
