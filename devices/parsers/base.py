@@ -11,6 +11,9 @@ Contract for a concrete parser (subclass ``Parser``, implement ``_parse``):
   (counted in ``skipped_bytes``); a frame that fails its checksum or grammar goes through
   ``self._bad(buf, n)`` (counted in ``bad_frames``). Never turn such a frame into a value.
 - Every documented "missing" encoding becomes ``value=None`` in a Measurement, never a number.
+- A frame the driver must react to although it is bad (a command with a wrong checksum the module
+  must answer with 'N'; a NIBP result that is no reading) goes through ``self._hand_on_bad(out,
+  frame)``: counted in ``bad_frames`` and not in ``frames``, and it carries no values.
 
 The base then checks each frame (``Frame.values_in_range``): a frame carrying any value outside
 its metric's physical range (``ketmonitor.metrics.METRICS[m].in_range``) or an unknown metric is
@@ -100,6 +103,7 @@ class Parser:
         self.frames = 0
         self.bad_frames = 0
         self.skipped_bytes = 0
+        self._handed_on_bad = 0  # frames in this feed's output counted as bad, not as frames
         self._buf = bytearray()
 
     # -- public --------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ class Parser:
                 accepted.append(frame)
             else:
                 self.bad_frames += 1
-        self.frames += len(accepted)
+        self.frames += len(accepted) - self._handed_on_bad
+        self._handed_on_bad = 0
         return accepted
 
     def reset(self) -> None:
@@ -152,6 +157,12 @@ class Parser:
         n = min(n, len(buf))
         del buf[:n]
         self.skipped_bytes += n
+
+    def _hand_on_bad(self, out: list[Frame], frame: Frame) -> None:
+        """A bad frame (counted as such) the driver must still see; it must carry no values."""
+        self.bad_frames += 1
+        self._handed_on_bad += 1
+        out.append(frame)
 
     def _bad(self, buf: bytearray, n: int) -> None:
         """Drop ``n`` bytes that formed a frame which failed its checksum or grammar."""
