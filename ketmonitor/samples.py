@@ -51,6 +51,11 @@ class Condition(str, Enum):
 
 NO_FLAGS: frozenset[Condition] = frozenset()
 
+# Conditions that qualify a reading without saying anything is wrong: a device chip shows them
+# without the warning colour, and a missing value flagged only with them is not "an error".
+# (PI invalid is here because some devices never measure PI; the PI tile already shows it missing.)
+INFORMATIONAL: frozenset[Condition] = frozenset({Condition.SMARTPOINT, Condition.PI_INVALID})
+
 
 @dataclass(frozen=True, slots=True)
 class Numeric:
