@@ -108,27 +108,33 @@ class Parser:
 
     # -- public --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf
         if data:
-            self._buf += data
+            buf += data
         out: list[Frame] = []
         try:
-            self._parse(self._buf, out)
+            self._parse(buf, out)
         except Exception:  # noqa: BLE001 - a parser bug must not reach the reader thread
             log.exception("%s parser failed; %d buffered bytes dropped", type(self).__name__,
-                          len(self._buf))
+                          len(buf))
             self.bad_frames += 1
-            self.skipped_bytes += len(self._buf)
-            self._buf.clear()
+            self.skipped_bytes += len(buf)
+            buf.clear()
             self._reset_state()
-        if len(self._buf) > self.max_buffer:
-            self._skip(self._buf, len(self._buf))
+        if len(buf) > self.max_buffer:
+            self._skip(buf, len(buf))
             self._reset_state()
-        accepted = []
-        for frame in out:
-            if self._acceptable(frame):
-                accepted.append(frame)
-            else:
-                self.bad_frames += 1
+        if not out:
+            return out
+        try:  # every frame's range check in one pass (the usual case: all pass)
+            ok = [frame.values_in_range() for frame in out]
+        except Exception:  # noqa: BLE001 - a frame that cannot describe itself: one by one
+            ok = [self._acceptable(frame) for frame in out]
+        if all(ok):
+            accepted = out
+        else:
+            accepted = [frame for frame, good in zip(out, ok) if good]
+            self.bad_frames += len(out) - len(accepted)
         self.frames += len(accepted) - self._handed_on_bad
         self._handed_on_bad = 0
         return accepted

@@ -203,9 +203,44 @@ class NoninFrame(Frame):
         return bool(self.status & ST_SYNC)
 
 
-@dataclass(frozen=True, slots=True)
+def _record_conditions(status: int, status2: int) -> frozenset[Condition]:
+    c = set()
+    if status & S8_SNSD:
+        c.add(Condition.SENSOR_DISCONNECTED)
+    if status & S8_OOT:
+        c.add(Condition.OUT_OF_TRACK)
+    if status & S8_LPRF:
+        c.add(Condition.LOW_PERFUSION)
+    if status & S8_MPRF:
+        c.add(Condition.MARGINAL_PERFUSION)
+    if status & S8_ARTF:
+        c.add(Condition.ARTIFACT)
+    if status2 & S2_SNSA:
+        c.add(Condition.SENSOR_OFF)
+    if status2 & S2_SPA:
+        c.add(Condition.SMARTPOINT)
+    if status2 & S2_LOWBAT:
+        c.add(Condition.LOW_BATTERY)
+    return frozenset(c)
+
+
+_S8_BITS = S8_SNSD | S8_OOT | S8_LPRF | S8_MPRF | S8_ARTF  # 0x7C
+_S2_BITS = S2_SNSA | S2_SPA | S2_LOWBAT  # 0x29
+# conditions of a #8 record by its STATUS and STATUS2 bits, made once: (status & 0x7C) >> 2 is
+# 0..31, status2 & 0x29 packs into 0..7 as (bit 0, bit 3, bit 5) -> (1, 2, 4)
+_RECORD_CONDITIONS = tuple(
+    _record_conditions(hi << 2, (lo & 1) | (lo & 2) << 2 | (lo & 4) << 3)
+    for hi in range(32) for lo in range(8))
+
+
+def _s2_index(status2: int) -> int:
+    return (status2 & 1) | (status2 & 8) >> 2 | (status2 & 0x20) >> 3
+
+
+@dataclass(slots=True)
 class NoninRecord(Frame):
-    """One format #8 record (display values, once a second)."""
+    """One format #8 record (display values, once a second). A plain slotted dataclass, as a
+    frozen one costs several times more to build; nothing changes it once returned."""
 
     status: int
     hr_lsb: int
@@ -217,25 +252,7 @@ class NoninRecord(Frame):
         return hr9(self.status, self.hr_lsb)
 
     def conditions(self) -> frozenset[Condition]:
-        s, s2 = self.status, self.status2
-        c = set()
-        if s & S8_SNSD:
-            c.add(Condition.SENSOR_DISCONNECTED)
-        if s & S8_OOT:
-            c.add(Condition.OUT_OF_TRACK)
-        if s & S8_LPRF:
-            c.add(Condition.LOW_PERFUSION)
-        if s & S8_MPRF:
-            c.add(Condition.MARGINAL_PERFUSION)
-        if s & S8_ARTF:
-            c.add(Condition.ARTIFACT)
-        if s2 & S2_SNSA:
-            c.add(Condition.SENSOR_OFF)
-        if s2 & S2_SPA:
-            c.add(Condition.SMARTPOINT)
-        if s2 & S2_LOWBAT:
-            c.add(Condition.LOW_BATTERY)
-        return frozenset(c)
+        return _RECORD_CONDITIONS[((self.status & _S8_BITS) >> 2) * 8 + _s2_index(self.status2)]
 
     def measurements(self) -> list[Measurement]:
         conds = self.conditions()
@@ -246,6 +263,13 @@ class NoninRecord(Frame):
             flags = conds | {Condition.HELD} if held and value is not None else conds
             out.append(Measurement(metric, value, frozenset(flags)))
         return out
+
+    def values_in_range(self) -> bool:
+        # the base's check on the raw fields (no Measurements built): missing, or within range
+        hr = hr9(self.status, self.hr_lsb)
+        spo2 = self.spo2_raw & 0x7F
+        return ((hr == HR_MISSING or hr <= _HR_MAX)
+                and (spo2 == SPO2_MISSING or spo2 <= _SPO2_MAX))
 
 
 class NoninParser(Parser):
@@ -266,6 +290,7 @@ class NoninParser(Parser):
         """A set-format command was sent: the next ACK/NAK byte standing between units is its
         answer."""
         self._expect_reply = True
+        self._tail = b""  # kept from now on, while the answer is awaited
 
     def reset(self) -> None:
         super().reset()
@@ -314,7 +339,8 @@ class NoninParser(Parser):
         else:
             i = self._parse27(buf, out)
         if i:
-            self._tail = (self._tail + bytes(buf[max(0, i - 4):i]))[-4:]
+            if self._expect_reply:  # what came before a possible reply (see _reply_at)
+                self._tail = (self._tail + bytes(buf[max(0, i - 4):i]))[-4:]
             del buf[:i]
 
     def _parse27(self, buf: bytearray, out: list[Frame]) -> int:

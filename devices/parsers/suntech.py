@@ -27,6 +27,7 @@ from ketmonitor.samples import Condition
 from .base import Frame, Measurement, Parser
 
 BAUD = 9600
+_CUFF = METRICS["cuff_pressure"]
 HOST_START = 0x3A
 MODULE_START = 0x3E
 
@@ -223,6 +224,9 @@ class SuntechStatus(Frame):
     def measurements(self) -> list[Measurement]:
         return []
 
+    def values_in_range(self) -> bool:
+        return True  # carries no value
+
 
 @dataclass(frozen=True, slots=True)
 class SuntechCuffPressure(Frame):
@@ -230,6 +234,9 @@ class SuntechCuffPressure(Frame):
 
     def measurements(self) -> list[Measurement]:
         return [Measurement("cuff_pressure", self.mmhg, frozenset())]
+
+    def values_in_range(self) -> bool:
+        return _CUFF.low <= self.mmhg <= _CUFF.high  # the base's check, no Measurement built
 
 
 @dataclass(frozen=True, slots=True)
