@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Container
 from typing import Any, ClassVar
 
 from ketmonitor.clock import Clock
@@ -41,6 +42,7 @@ class ParsedSource(VitalsSource):
     condition_hold: ClassVar[float] = 1.5  # a condition stays reported this long after last seen
     no_data_hint: ClassVar[str] = ""  # what to tell the user when nothing decodes
     protocol_label: ClassVar[str] = ""
+    on_frame_types: ClassVar[tuple[type, ...] | None] = None  # frames on_frame is called for
 
     def __init__(self, source_id: str, *, clock: Clock | None = None, **options: Any):
         super().__init__(source_id, clock=clock, **options)
@@ -78,40 +80,56 @@ class ParsedSource(VitalsSource):
             self.handle_frames(frames, t_mono, t_wall)
         self.update_status(t_mono)
 
-    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float) -> None:
+    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float,
+                      numerics_at: Container[int] | None = None) -> None:
+        """Conditions, pleth and values of the frames of one read. ``numerics_at``: the indexes
+        of the frames whose measurements go on (None: every frame's)."""
         rate = self.parser.waveform_rate
-        n_wave = sum(len(f.waveform()) for f in frames) if rate else 0
-        k = 0
-        for frame in frames:
+        seen = self._seen
+        hook_types = self.on_frame_types
+        source = self.source_id
+        last_conds = wave_conds = None
+        if rate:
+            waves = [f.waveform() for f in frames]
+            left = sum(map(len, waves))  # samples of this read after the current frame's
+            per_chunk = rate * self.chunk_seconds
+        for i, frame in enumerate(frames):
             conds = frame.conditions()
-            for c in conds:
-                self._seen[c] = t_mono
-            wave = frame.waveform() if rate else []
-            if wave:
-                # the last sample of this read arrived now; earlier ones one period apart before it
-                t_first = t_mono - (n_wave - 1 - k) / rate
-                self._add_wave(wave, t_first, t_mono, t_wall, conds, rate)
-                k += len(wave)
-            device_time = frame.device_time
-            for m in frame.measurements():
-                self.emit(Numeric.of(m.metric, m.value, t_mono=t_mono, t_wall=t_wall,
-                                     source=self.source_id, flags=m.flags, detail=m.detail,
-                                     device_time=device_time))
-            self.on_frame(frame, t_mono)
+            if conds is not last_conds:  # (conditions often come from one shared table)
+                for c in conds:
+                    seen[c] = t_mono
+                last_conds = conds
+            if rate:
+                wave = waves[i]
+                if wave:
+                    left -= len(wave)
+                    if not self._wave:
+                        # the last sample of this read arrived now, earlier ones one period apart
+                        t0 = t_mono - (left + len(wave) - 1) / rate
+                        if self._wave_end is not None and abs(t0 - self._wave_end) < 0.25:
+                            t0 = self._wave_end  # keep the waveform timeline continuous
+                        self._wave_t0, self._wave_wall0 = t0, t_wall - (t_mono - t0)
+                    self._wave.extend(wave)
+                    if conds is not wave_conds:
+                        self._wave_flags.update(conds)
+                        wave_conds = conds
+                    if len(self._wave) >= per_chunk:
+                        self.flush_waveform()
+                        wave_conds = None
+            if numerics_at is None or i in numerics_at:
+                measurements = frame.measurements()
+                if measurements:
+                    device_time = frame.device_time
+                    for m in measurements:
+                        self.emit(Numeric.of(m.metric, m.value, t_mono=t_mono, t_wall=t_wall,
+                                             source=source, flags=m.flags, detail=m.detail,
+                                             device_time=device_time))
+            if hook_types is None or isinstance(frame, hook_types):
+                self.on_frame(frame, t_mono)
 
     def on_frame(self, frame: Frame, t_mono: float) -> None:
-        """Hook: a driver reacts to a frame (command replies, NIBP state machine...)."""
-
-    def _add_wave(self, wave, t_first, t_mono, t_wall, conds, rate) -> None:
-        if not self._wave:
-            t0 = t_first
-            if self._wave_end is not None and abs(t_first - self._wave_end) < 0.25:
-                t0 = self._wave_end  # keep the waveform timeline continuous across chunks
-            self._wave_t0, self._wave_wall0 = t0, t_wall - (t_mono - t0)
-        self._wave.extend(wave)
-        self._wave_flags.update(conds)
-        if len(self._wave) >= rate * self.chunk_seconds:
-            self.flush_waveform()
+        """Hook: a driver reacts to a frame (command replies, NIBP state machine...); called for
+        the frames of ``on_frame_types`` (every frame if None)."""
 
     def flush_waveform(self) -> None:
         rate = self.parser.waveform_rate

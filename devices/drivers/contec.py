@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import serial
 
-from devices.parsers.base import Frame, Measurement
+from devices.parsers.base import Frame
 from devices.parsers.contec import (CMD_DEVICE_ID, CMD_MODEL, CMD_VENDOR, KEEP_ALIVE,
                                     START_REALTIME, ContecFeedback, ContecParser, ContecText,
                                     command)
@@ -31,24 +31,6 @@ from devices.parsers.contec_legacy import ContecLegacyParser
 from devices.serial_source import SerialSource
 
 log = logging.getLogger(__name__)
-
-
-class _WaveformOnly(Frame):
-    """A packet whose numerics are not due: its pleth and conditions still count."""
-
-    __slots__ = ("_frame",)
-
-    def __init__(self, frame: Frame):
-        self._frame = frame
-
-    def measurements(self) -> list[Measurement]:
-        return []
-
-    def waveform(self) -> list[int]:
-        return self._frame.waveform()
-
-    def conditions(self):
-        return self._frame.conditions()
 
 
 class _ContecBase(SerialSource):
@@ -60,17 +42,19 @@ class _ContecBase(SerialSource):
         super().__init__(source_id, **options)
         self._next_numeric: float | None = None
 
-    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float) -> None:
+    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float,
+                      numerics_at=None) -> None:
+        # every packet's pleth and conditions; the values of the read's last packet, once a second
+        realtime = self.parser_class.realtime_frame
         last = -1
-        for k, f in enumerate(frames):
-            if f.measurements():
+        for k in range(len(frames) - 1, -1, -1):
+            if isinstance(frames[k], realtime):
                 last = k
+                break
         due = last >= 0 and (self._next_numeric is None or t_mono >= self._next_numeric)
         if due:
             self._next_numeric = t_mono + self.numeric_interval
-        kept = [f if (due and k == last) or not f.measurements() else _WaveformOnly(f)
-                for k, f in enumerate(frames)]
-        super().handle_frames(kept, t_mono, t_wall)
+        super().handle_frames(frames, t_mono, t_wall, (last,) if due else ())
 
     def reset_stream(self, now: float) -> None:
         super().reset_stream(now)
@@ -84,6 +68,7 @@ class ContecSource(_ContecBase):
     keepalive_interval: ClassVar[float] = 2.5  # the device stops after 5 s without a command
     restart_after: ClassVar[float] = 2.0  # no packet this long while connected: send start again
     protocol_label = "Contec V7.0"
+    on_frame_types = (ContecText, ContecFeedback)
     no_data_hint = ("Older Contec firmware speaks the legacy stream: try the contec-legacy "
                     "protocol (19200 baud).")
 

@@ -27,6 +27,7 @@ class NoninSource(SerialSource):
     capabilities = frozenset({"spo2", "pulse_rate"})
     baudrate = 9600
     expected_interval = 1.0
+    on_frame_types = (NoninReply,)
 
     def __init__(self, source_id: str, *, port: str, format: int | str = 2,
                  select_format: bool = True, **options: Any):

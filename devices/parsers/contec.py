@@ -283,6 +283,7 @@ class ContecParser(Parser):
 
     name = "contec"
     waveform_rate = 60.0
+    realtime_frame = ContecRealtime  # the frame that carries the values (and one pleth sample)
 
     def __init__(self) -> None:
         super().__init__()

@@ -129,6 +129,7 @@ def _decode(b1: int, b2: int, b3: int, b4: int, b5: int) -> ContecLegacyFrame:
 class ContecLegacyParser(Parser):
     name = "contec-legacy"
     waveform_rate = 60.0
+    realtime_frame = ContecLegacyFrame  # the frame that carries the values (and one pleth sample)
 
     def _parse(self, buf: bytearray, out: list[Frame]) -> None:
         n = len(buf)
