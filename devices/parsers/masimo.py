@@ -76,7 +76,6 @@ _KEY = re.compile(r"[A-Z][A-Z0-9]*\Z")
 _NUMBER = re.compile(r"\+?\d{1,3}(\.\d{1,3})?\Z")
 _DASHES = re.compile(r"[+]?[-.]*-[-.]*\Z")
 _HEX = re.compile(r"[0-9A-Fa-f]{1,8}\Z")
-_EOL = re.compile(rb"[\r\n]")
 # the part after the date: space-separated KEY=VALUE tokens (a value is anything but a space,
 # '=' included, as str.partition('=') splits at the first '='), checked whole, then read in one go
 _TOKENS = re.compile(r"(?: *[A-Z][A-Z0-9]*=[^ ]+)* *")
@@ -360,32 +359,32 @@ class MasimoParser(Parser):
             self._layout = self._layouts[shape] = lay
 
     def _parse(self, buf: bytearray, out: list[Frame]) -> None:
-        n = len(buf)
-        i = 0
-        find = buf.find
-        while i < n:
-            # the first CR or LF within MAX_LINE + 1 bytes (two finds beat one regex search)
-            limit = i + MAX_LINE + 1
-            cr = find(13, i, limit)
-            nl = find(10, i, cr if cr >= 0 else limit)
-            if nl < 0:
-                nl = cr
-            if nl < 0:
-                if n - i > MAX_LINE:  # no terminator in sight: garbage, resync at the next one
-                    m = _EOL.search(buf, i)
-                    j = m.start() if m else n
-                    self.skipped_bytes += j - i
-                    i = j
-                    continue
-                break
-            if nl > i:  # (a lone terminator ends an empty line: nothing to read)
-                try:
-                    line = self._line(buf[i:nl].decode("ascii"))
-                except (BadLine, UnicodeDecodeError):
-                    self.bad_frames += 1
-                else:
-                    if line is not None:
-                        out.append(line)
-            # CR LF: the LF ends an empty line, nothing to read; step over it at once
-            i = nl + 2 if buf[nl] == 13 and nl + 1 < n and buf[nl + 1] == 10 else nl + 1
-        del buf[:i]
+        if 10 not in buf and 13 not in buf:  # no line ends here yet
+            if len(buf) > MAX_LINE:  # no terminator in sight: garbage, resync at the next one
+                self._skip(buf, len(buf))
+            return
+        # split in C at CR, LF or CR LF (bytes.splitlines knows no other line ends)
+        lines = buf.splitlines(keepends=True)
+        tail = lines[-1]
+        if tail[-1] in (10, 13):
+            tail = b""
+        else:
+            lines.pop()  # a line not ended yet: kept for the next feed
+        for raw in lines:
+            end = len(raw) - (2 if raw[-1] == 10 and raw[-2:] == b"\r\n" else 1)
+            if not end:
+                continue  # an empty line (the LF of a CR LF split across reads)
+            if end > MAX_LINE:
+                self.skipped_bytes += end  # a runaway line: skipped, resync at its end
+                continue
+            try:
+                line = self._line(raw[:end].decode("ascii"))
+            except (BadLine, UnicodeDecodeError):
+                self.bad_frames += 1
+            else:
+                if line is not None:
+                    out.append(line)
+        if len(tail) > MAX_LINE:
+            self.skipped_bytes += len(tail)
+            tail = b""
+        buf[:] = tail
