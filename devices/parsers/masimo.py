@@ -105,7 +105,15 @@ _CACHE_MAX = 4096
 
 
 _UNSEEN = object()
-_DAYS: dict[tuple[str, str, str], bool] = {}
+_DAYS: dict[str, str] = {}  # "MM/DD/YY" -> "20YY-MM-DDT", or "" for an impossible date
+
+
+def _day(mdy: str) -> str:
+    if len(_DAYS) >= _CACHE_MAX:
+        _DAYS.clear()
+    ok = _date_ok(int(mdy[0:2]), int(mdy[3:5]), int(mdy[6:8]))
+    day = _DAYS[mdy] = f"20{mdy[6:8]}-{mdy[0:2]}-{mdy[3:5]}T" if ok else ""
+    return day
 
 
 def _vital_cached(text: str) -> float | None | BadLine:
@@ -267,15 +275,12 @@ class _Layout:
         device_time = None
         if self.dated:
             dt = g[0]  # MM/DD/YY HH:MM:SS
-            day = dt[:8]  # checked once per calendar day seen
-            ok = _DAYS.get(day)
-            if ok is None:
-                if len(_DAYS) >= _CACHE_MAX:
-                    _DAYS.clear()
-                ok = _DAYS[day] = _date_ok(int(dt[0:2]), int(dt[3:5]), int(dt[6:8]))
-            if not ok:
+            day = _DAYS.get(dt[:8])  # checked (and its ISO form made) once per calendar day
+            if day is None:
+                day = _day(dt[:8])
+            if not day:
                 raise BadLine(f"unreadable date {dt!r}")
-            device_time = f"20{dt[6:8]}-{dt[0:2]}-{dt[3:5]}T{dt[9:]}"
+            device_time = day + dt[9:]
         texts = self.vital_get(g)
         values = self._values.get(texts)
         if values is None:
