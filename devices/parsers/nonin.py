@@ -3,21 +3,35 @@
 9600 8N1. Formats #2 and #7: 75 five-byte frames per second, 25 frames per packet, one pleth sample
 per frame, each frame checksummed (sum of the first four bytes mod 256). The FLOAT byte means
 something different in each frame of the packet, and nothing in a frame says which frame it is but
-the SYNC bit of frame 1. So a FLOAT byte's meaning is only known once the whole packet is known to
-have arrived in order: the parser keeps a packet's FLOAT bytes and sends its values on only when
-the frame after its 25th carries SYNC, i.e. exactly 25 frames lay between two SYNC frames. That
-frame (``index`` 0 of the next packet) carries the finished packet's values. A SYNC arriving early
-means frames were lost: the pending values are discarded and one bad frame counted. (Checking at
-the 25th frame alone is not enough: a lost frame *and* a lost SYNC frame leave 25 frames that end
-without SYNC and hold the wrong bytes in frames 6-25.) Pleth samples go out frame by frame (each
-frame is checksummed and needs no position).
+the SYNC bit of frame 1. So a FLOAT byte's meaning is only known once the frame's place is proven:
+the parser keeps a packet's FLOAT bytes and sends its values on only when the next packet starts
+exactly where it should, 25 frames (125 bytes) after the packet's own SYNC frame.
+
+- On a clean line that is the frame after the 25th, which must carry SYNC; it (``index`` 0 of the
+  next packet) carries the finished packet's values. A SYNC arriving early means frames were lost:
+  the pending values are discarded and one bad frame counted. (Checking at the 25th frame alone
+  is not enough: a lost frame *and* a lost SYNC frame leave 25 frames that end without SYNC and
+  hold the wrong bytes in frames 6-25.)
+- A frame that fails its checksum is counted and the parser hunts for the next packet start. If
+  that start lies exactly 125 bytes after the damaged packet's, no byte was lost or added in
+  between (line noise replaces bytes; a lost byte or frame moves the start), so the frames decoded
+  before the damage sat at their places and their values hold: HR and SpO2 if frames 1-3 were
+  among them, STAT2 if frame 8, the display values if frames 9 and 20-21. Because five bytes found
+  by hunting can pass for a SYNC frame by chance (about 1 in a few thousand), such a start must be
+  followed by two more good frames; the values then ride on its frame 3. At 1 % byte noise this
+  keeps values for about 3 packets in 4, where demanding 26 clean frames would keep 1 in 5.
+- What counting cannot see: frames lost in two runs that together make exactly 25 within one
+  packet's span leave both SYNCs in place and the frames between misplaced.
+
+Pleth samples go out frame by frame (each frame is checksummed and needs no position).
 
 Values sent per packet (3 a second): the *recording* HR (frames 1-2) and SpO2 (frame 3), which go
 missing at once when the finger is removed — a monitor must not show a held number as fresh —
 flagged with the conditions of all 25 STATUS bytes and of STAT2 (frame 8: bit 0 low battery,
 bit 5 SmartPoint); the *display* values (frames 9 and 20-21, held 10 s after removal) ride on the
-frame as ``display_spo2``/``display_hr`` for diagnostics. The cost of waiting for the whole packet
-is latency: a value goes out 23 frames (0.31 s, under 1/3 s) later than its frame 3 arrived.
+frame as ``display_spo2``/``display_hr`` for diagnostics. The cost of waiting for the proof is
+latency: a value goes out 23 frames (0.31 s, under 1/3 s) later than its frame 3 arrived (25
+frames, 1/3 s, for a damaged packet).
 A packet whose HR (351..510) or SpO2 (101..126) is encodable but impossible is one bad frame: its
 values are dropped, its pleth samples kept.
 
@@ -60,6 +74,7 @@ ACK, NAK = 0x06, 0x15
 FORMATS = (2, 7, 8)
 HR_MISSING, SPO2_MISSING = 511, 127
 FRAMES_PER_PACKET = 25
+PACKET_BYTES = 5 * FRAMES_PER_PACKET
 
 # STATUS bits, formats #2/#7
 ST_BIT7, ST_SNSD, ST_ARTF, ST_OOT, ST_SNSA, ST_RPRF, ST_GPRF, ST_SYNC = (
@@ -168,8 +183,9 @@ class NoninReply(Frame):
 # more. Nothing changes a frame once the parser has returned it.
 @dataclass(slots=True)
 class NoninFrame(Frame):
-    """One #2/#7 frame: a pleth sample and its STATUS; the frame that follows a packet's 25th
-    (``index`` 0, SYNC) also carries that packet's values, STAT2 conditions and display values."""
+    """One #2/#7 frame: a pleth sample and its STATUS; the frame that proves a packet's place
+    (``index`` 0 after a whole packet, ``index`` 2 after a damaged one) also carries that packet's
+    values, STAT2 conditions and display values."""
 
     index: int  # 0-based position in the packet
     status: int
@@ -284,6 +300,7 @@ class NoninParser(Parser):
         self._expect_reply = False
         self._confirmed8 = False  # format #8 proven on this connection (strict sync passed)
         self._tail = b""  # the last bytes consumed before the buffer's start (reply detection)
+        self._pos = 0  # stream offset of the buffer's first byte (#2/#7 packet positions)
         self._reset_state()
 
     def expect_reply(self) -> None:
@@ -302,7 +319,9 @@ class NoninParser(Parser):
         self._index = 0  # position of the next frame in its packet
         self._float = [0] * FRAMES_PER_PACKET  # the packet's FLOAT bytes
         self._conds: set[frozenset[Condition]] = set()  # its STATUS conditions, distinct sets
-        self._whole = False  # 25 frames in order are in; the next must carry SYNC
+        self._pkt_at: int | None = None  # stream offset of the pending packet's SYNC frame
+        self._have = 0  # frames of it decoded in order from its SYNC frame
+        self._held = None  # a damaged packet's values, until two more frames prove the start
 
     # -- set-format reply ----------------------------------------------------------------------
     def _reply_at(self, buf: bytearray, i: int) -> bool | None:
@@ -339,6 +358,7 @@ class NoninParser(Parser):
         else:
             i = self._parse27(buf, out)
         if i:
+            self._pos += i
             if self._expect_reply:  # what came before a possible reply (see _reply_at)
                 self._tail = (self._tail + bytes(buf[max(0, i - 4):i]))[-4:]
             del buf[:i]
@@ -374,17 +394,30 @@ class NoninParser(Parser):
                     self.skipped_bytes += 1
                     i += 1
                     continue
-                self._synced, idx, self._whole = True, 0, False
+                # a packet start, found by hunting. If it lies exactly one packet after the
+                # pending packet's start, no byte was lost or added in between: the frames
+                # decoded before the damage sat at their places, and their values hold
+                at = self._pkt_at
+                if at is not None and self._pos + i - at == PACKET_BYTES:
+                    # ... provided this is a real packet start, not five bytes that pass for
+                    # one by chance (1 in a few thousand): the next two frames must follow it
+                    self._held = self._packet_values()
+                confirm = False
+                self._synced, idx = True, 0
             elif not ok:
-                self.bad_frames += 1  # checksum or grammar: drop a byte and hunt
+                # checksum or grammar: counted, a byte dropped, and hunt for the next packet
+                # start; the pending packet is kept for that start to confirm or refute
+                self.bad_frames += 1
+                self._synced = False
+                self._held = None  # a start it held for is not proven
                 i += 1
-                self._reset_state()
-                fl, conds = self._float, self._conds
                 continue
             elif status & ST_SYNC:
+                confirm = not idx
                 if idx:  # a packet start where none was due: frames were lost
                     self.bad_frames += 1
-                    idx, self._whole = 0, False
+                    self._held = None
+                    idx = 0
             elif not idx:  # no SYNC where one was due: frames were lost, position unknown
                 self.bad_frames += 1
                 i += 1
@@ -395,38 +428,49 @@ class NoninParser(Parser):
             if idx:
                 fl[idx] = fb
                 conds.add(_STATUS_CONDITIONS[status])
-                if idx == FRAMES_PER_PACKET - 1:
-                    self._index, self._whole = 0, True
+                self._have = idx + 1
+                self._index = idx + 1 if idx < FRAMES_PER_PACKET - 1 else 0
+                held = self._held
+                if held is not None and idx == 2:  # the start is proven: the held values go
+                    self._held = None
+                    append(NoninFrame(idx, status, b2 if fmt2 else (b1 << 8) | b2, fb, *held))
                 else:
-                    self._index = idx + 1
-                append(NoninFrame(idx, status, b2 if fmt2 else (b1 << 8) | b2, fb))
+                    append(NoninFrame(idx, status, b2 if fmt2 else (b1 << 8) | b2, fb))
             else:
-                frame = (self._finish(status, b2 if fmt2 else (b1 << 8) | b2, fb)
-                         if self._whole else
-                         NoninFrame(0, status, b2 if fmt2 else (b1 << 8) | b2, fb))
+                pleth = b2 if fmt2 else (b1 << 8) | b2
+                frame = (self._finish(status, pleth, fb) if confirm else
+                         NoninFrame(0, status, pleth, fb))
                 fl[0] = fb
                 conds.clear()
                 conds.add(_STATUS_CONDITIONS[status])
-                self._index, self._whole = 1, False
+                self._pkt_at, self._have, self._index = self._pos + i, 1, 1
                 append(frame)
             i += 5
         return i
 
     def _finish(self, status: int, pleth: int, fb: int) -> NoninFrame:
-        """The SYNC frame after a whole packet: it carries that packet's values."""
-        f = self._float
+        """The SYNC frame that closes a whole packet: it carries that packet's values."""
+        got = self._packet_values()
+        return NoninFrame(0, status, pleth, fb, *got) if got else NoninFrame(0, status, pleth, fb)
+
+    def _packet_values(self):
+        """The pending packet's (values, STAT2 conditions, display SpO2, display HR), from the
+        frames decoded in order before any damage (all 25 on a clean line); None if it has none."""
+        f, have = self._float, self._have
+        if have <= IDX_SPO2:
+            return None  # damaged before SpO2: nothing to send
         hr_raw = hr9(f[IDX_HR_MSB], f[IDX_HR_LSB])
         spo2_raw = f[IDX_SPO2]
         if (hr_raw != HR_MISSING and hr_raw > _HR_MAX) or (
                 spo2_raw != SPO2_MISSING and spo2_raw > _SPO2_MAX):
             self.bad_frames += 1  # encodable but impossible: the packet's values are dropped
-            return NoninFrame(0, status, pleth, fb)
-        extra = stat2_conditions(f[IDX_STAT2])
+            return None
+        extra = stat2_conditions(f[IDX_STAT2]) if have > IDX_STAT2 else NO_FLAGS
         flags = frozenset().union(*self._conds, extra)
         values = (Measurement("pulse_rate", hr_value(hr_raw), flags),
                   Measurement("spo2", spo2_value(spo2_raw), flags))
-        return NoninFrame(0, status, pleth, fb, values, extra, spo2_value(f[IDX_SPO2_D]),
-                          hr_value(hr9(f[IDX_HR_D_MSB], f[IDX_HR_D_LSB])))
+        return (values, extra, spo2_value(f[IDX_SPO2_D]) if have > IDX_SPO2_D else None,
+                hr_value(hr9(f[IDX_HR_D_MSB], f[IDX_HR_D_LSB])) if have > IDX_HR_D_LSB else None)
 
     # -- #8 ------------------------------------------------------------------------------------
     def _parse8(self, buf: bytearray, out: list[Frame]) -> int:
