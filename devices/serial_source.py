@@ -3,7 +3,10 @@
 ``ParsedSource`` holds what every byte-fed source does, whatever the bytes come from (a serial port
 or a replayed capture): stamp each read once, feed the parser, turn measurements into ``Numeric``
 samples and pleth into ``WaveformChunk``s, keep the device's conditions as a ``DeviceStatus``, and
-say NO_DATA when nothing decodes for two expected data intervals.
+say NO_DATA when nothing decodes for two expected data intervals. After a (re)connection, until the
+first data frame decodes, the watch allows ``sync_time`` more: the time the protocol needs to find
+its first frame (Nonin #8: two records and a third STATUS byte). A reply to a host command (an ACK)
+is not data (``Frame.is_data``).
 
 ``SerialSource`` opens the port with ``serial.serial_for_url`` (a device path, a pty, ``loop://``,
 ``socket://``, ``spy://`` all work), calls the ``on_open`` hook (format selection, start commands),
@@ -17,6 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Container
 from typing import Any, ClassVar
 
 from ketmonitor.clock import Clock
@@ -38,6 +42,7 @@ class ParsedSource(VitalsSource):
     condition_hold: ClassVar[float] = 1.5  # a condition stays reported this long after last seen
     no_data_hint: ClassVar[str] = ""  # what to tell the user when nothing decodes
     protocol_label: ClassVar[str] = ""
+    on_frame_types: ClassVar[tuple[type, ...] | None] = None  # frames on_frame is called for
 
     def __init__(self, source_id: str, *, clock: Clock | None = None, **options: Any):
         super().__init__(source_id, clock=clock, **options)
@@ -68,44 +73,63 @@ class ParsedSource(VitalsSource):
         self.last_bytes_mono = t_mono
         frames = self.parser.feed(data)
         if frames:
-            self.last_frame_mono = t_mono
+            for f in frames:
+                if f.is_data:
+                    self.last_frame_mono = t_mono
+                    break
             self.handle_frames(frames, t_mono, t_wall)
         self.update_status(t_mono)
 
-    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float) -> None:
+    def handle_frames(self, frames: list[Frame], t_mono: float, t_wall: float,
+                      numerics_at: Container[int] | None = None) -> None:
+        """Conditions, pleth and values of the frames of one read. ``numerics_at``: the indexes
+        of the frames whose measurements go on (None: every frame's)."""
         rate = self.parser.waveform_rate
-        n_wave = sum(len(f.waveform()) for f in frames) if rate else 0
-        k = 0
-        for frame in frames:
+        seen = self._seen
+        hook_types = self.on_frame_types
+        source = self.source_id
+        last_conds = wave_conds = None
+        if rate:
+            waves = [f.waveform() for f in frames]
+            left = sum(map(len, waves))  # samples of this read after the current frame's
+            per_chunk = rate * self.chunk_seconds
+        for i, frame in enumerate(frames):
             conds = frame.conditions()
-            for c in conds:
-                self._seen[c] = t_mono
-            wave = frame.waveform() if rate else []
-            if wave:
-                # the last sample of this read arrived now; earlier ones one period apart before it
-                t_first = t_mono - (n_wave - 1 - k) / rate
-                self._add_wave(wave, t_first, t_mono, t_wall, conds, rate)
-                k += len(wave)
-            device_time = frame.device_time
-            for m in frame.measurements():
-                self.emit(Numeric.of(m.metric, m.value, t_mono=t_mono, t_wall=t_wall,
-                                     source=self.source_id, flags=m.flags, detail=m.detail,
-                                     device_time=device_time))
-            self.on_frame(frame, t_mono)
+            if conds is not last_conds:  # (conditions often come from one shared table)
+                for c in conds:
+                    seen[c] = t_mono
+                last_conds = conds
+            if rate:
+                wave = waves[i]
+                if wave:
+                    left -= len(wave)
+                    if not self._wave:
+                        # the last sample of this read arrived now, earlier ones one period apart
+                        t0 = t_mono - (left + len(wave) - 1) / rate
+                        if self._wave_end is not None and abs(t0 - self._wave_end) < 0.25:
+                            t0 = self._wave_end  # keep the waveform timeline continuous
+                        self._wave_t0, self._wave_wall0 = t0, t_wall - (t_mono - t0)
+                    self._wave.extend(wave)
+                    if conds is not wave_conds:
+                        self._wave_flags.update(conds)
+                        wave_conds = conds
+                    if len(self._wave) >= per_chunk:
+                        self.flush_waveform()
+                        wave_conds = None
+            if numerics_at is None or i in numerics_at:
+                measurements = frame.measurements()
+                if measurements:
+                    device_time = frame.device_time
+                    for m in measurements:
+                        self.emit(Numeric.of(m.metric, m.value, t_mono=t_mono, t_wall=t_wall,
+                                             source=source, flags=m.flags, detail=m.detail,
+                                             device_time=device_time))
+            if hook_types is None or isinstance(frame, hook_types):
+                self.on_frame(frame, t_mono)
 
     def on_frame(self, frame: Frame, t_mono: float) -> None:
-        """Hook: a driver reacts to a frame (command replies, NIBP state machine...)."""
-
-    def _add_wave(self, wave, t_first, t_mono, t_wall, conds, rate) -> None:
-        if not self._wave:
-            t0 = t_first
-            if self._wave_end is not None and abs(t_first - self._wave_end) < 0.25:
-                t0 = self._wave_end  # keep the waveform timeline continuous across chunks
-            self._wave_t0, self._wave_wall0 = t0, t_wall - (t_mono - t0)
-        self._wave.extend(wave)
-        self._wave_flags.update(conds)
-        if len(self._wave) >= rate * self.chunk_seconds:
-            self.flush_waveform()
+        """Hook: a driver reacts to a frame (command replies, NIBP state machine...); called for
+        the frames of ``on_frame_types`` (every frame if None)."""
 
     def flush_waveform(self) -> None:
         rate = self.parser.waveform_rate
@@ -125,8 +149,11 @@ class ParsedSource(VitalsSource):
             del self._seen[c]
         conds = set(self._seen)
         message = ""
-        ref = self.last_frame_mono if self.last_frame_mono is not None else self._watch_from
-        if ref is not None and now - ref > 2 * self.expected_interval:
+        if self.last_frame_mono is not None:
+            ref, allowed = self.last_frame_mono, 2 * self.expected_interval
+        else:  # nothing decoded since the connection: the protocol may still be finding sync
+            ref, allowed = self._watch_from, 2 * self.expected_interval + self.sync_time
+        if ref is not None and now - ref > allowed:
             conds.add(Condition.NO_DATA)
             message = self.silence_message(now - ref)
         self.set_status(True, conds, message)

@@ -136,15 +136,22 @@ class MonitorRuntime:
         """A connected source with no data for two expected intervals gets NO_DATA.
 
         Half a second of real time is allowed on top, so an accelerated simulation whose reader
-        thread lags a little is not taken for a silent device.
+        thread lags a little is not taken for a silent device. After a reconnection silence counts
+        from the reconnection, with the source's ``sync_time`` on top until its first data (not
+        from the data before the cable was pulled, which would raise NO_DATA at once).
         """
         slack = 0.5 * self.clock.speed
         for s in self.sources:
-            if s.connected and s.last_data_mono is not None and s.kind != "nibp":
-                if now - s.last_data_mono > 2 * s.expected_interval + slack \
-                        and Condition.NO_DATA not in s.conditions:
-                    s.set_status(True, s.conditions | {Condition.NO_DATA},
-                                 f"{s.source_id}: no data for {now - s.last_data_mono:.0f} s")
+            last = s.last_data_mono
+            if not s.connected or last is None or s.kind == "nibp":
+                continue
+            allowed = 2 * s.expected_interval + slack
+            since = s.connected_mono
+            if since is not None and since > last:
+                last, allowed = since, allowed + s.sync_time
+            if now - last > allowed and Condition.NO_DATA not in s.conditions:
+                s.set_status(True, s.conditions | {Condition.NO_DATA},
+                             f"{s.source_id}: no data for {now - last:.0f} s")
 
     def _storage_error(self, message: str | None) -> None:
         for fn in list(self.storage_listeners):

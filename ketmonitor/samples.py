@@ -37,6 +37,9 @@ class Condition(str, Enum):
     DEVICE_PR_HIGH = "device_pr_high"
     DEVICE_PR_LOW = "device_pr_low"
     SENSOR_CALIBRATING = "sensor_calibrating"
+    SMARTPOINT = "smartpoint"  # Nonin SmartPoint: the device rates this reading high quality
+    SPO2_DROPPING = "spo2_dropping"  # Contec legacy stream: the device sees SpO2 falling
+    PI_INVALID = "pi_invalid"  # Contec V7.0: the device marks its perfusion index invalid
     DISCONNECTED = "disconnected"  # the serial link or device is gone
     NO_DATA = "no_data"  # connected but silent for longer than expected
     NIBP_FAILED = "nibp_failed"
@@ -47,6 +50,11 @@ class Condition(str, Enum):
 
 
 NO_FLAGS: frozenset[Condition] = frozenset()
+
+# Conditions that qualify a reading without saying anything is wrong: a device chip shows them
+# without the warning colour, and a missing value flagged only with them is not "an error".
+# (PI invalid is here because some devices never measure PI; the PI tile already shows it missing.)
+INFORMATIONAL: frozenset[Condition] = frozenset({Condition.SMARTPOINT, Condition.PI_INVALID})
 
 
 @dataclass(frozen=True, slots=True)

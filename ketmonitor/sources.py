@@ -74,11 +74,17 @@ class VitalsSource(ABC):
     all is well; two of them without data raise NO_DATA) and implement ``_run(stop)``, which reads
     until ``stop`` is set and hands samples to ``self.emit``. If ``_run`` raises, the base reports the
     device as disconnected with the error text, waits, and calls ``_run`` again.
+
+    ``sync_time`` is how much longer than usual the first data may take after a (re)connection
+    (a protocol that must see several records before it trusts one); ``connected_mono`` is when
+    the source last became connected. The silence watches measure from the later of the last data
+    and that moment, allowing ``sync_time`` until data comes.
     """
 
     kind: ClassVar[str] = "oximeter"
     capabilities: ClassVar[frozenset[str]] = frozenset()
     expected_interval: ClassVar[float] = 1.0
+    sync_time: float = 0.0
     reconnect_delay: float = 1.0
 
     def __init__(self, source_id: str, *, clock: Clock | None = None, **options: Any):
@@ -92,6 +98,7 @@ class VitalsSource(ABC):
         self._conditions: frozenset[Condition] = frozenset()
         self._status_lock = threading.Lock()
         self.last_data_mono: float | None = None
+        self.connected_mono: float | None = None
         self.last_error: str = ""
         self.sink_errors = 0
 
@@ -195,8 +202,11 @@ class VitalsSource(ABC):
         with self._status_lock:
             if connected == self._connected and conditions == self._conditions:
                 return
+            newly_connected = connected and self._connected is not True
             self._connected, self._conditions = connected, conditions
         t_mono, t_wall = self.now()
+        if newly_connected:
+            self.connected_mono = t_mono
         self._deliver(DeviceStatus(self.source_id, connected, conditions, t_mono, t_wall, message))
 
     @property

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushBu
 
 from ketmonitor.errors import KetmonitorError
 from ketmonitor.metrics import METRICS
-from ketmonitor.samples import Condition, DeviceStatus, Numeric, SessionEvent, WaveformChunk
+from ketmonitor.samples import (INFORMATIONAL, Condition, DeviceStatus, Numeric, SessionEvent,
+                                WaveformChunk)
 
 from . import theme
 from .alarms import install_alarm_ui
@@ -30,6 +31,8 @@ CONDITION_TEXT = {
     Condition.LOW_PERFUSION: "low perfusion", Condition.DISCONNECTED: "disconnected",
     Condition.NO_DATA: "no data", Condition.NIBP_BUSY: "measuring", Condition.NIBP_FAILED: "failed",
     Condition.HELD: "value held", Condition.SENSOR_FAULT: "sensor fault",
+    Condition.SMARTPOINT: "SmartPoint", Condition.SPO2_DROPPING: "SpO2 dropping",
+    Condition.PI_INVALID: "PI invalid",
 }
 
 
@@ -57,13 +60,17 @@ class DeviceChip(QLabel):
 
     def show_status(self, status: DeviceStatus) -> None:
         self.connected = status.connected
-        words = [CONDITION_TEXT.get(c, c.value.replace("_", " ")) for c in sorted(status.conditions)]
+        problems = status.conditions - INFORMATIONAL
+        words = [CONDITION_TEXT.get(c, c.value.replace("_", " ")) for c in sorted(problems)]
+        notes = [CONDITION_TEXT.get(c, c.value.replace("_", " "))
+                 for c in sorted(status.conditions & INFORMATIONAL)]
         if not status.connected:
             text, colour = "DISCONNECTED", theme.ALARM_COLOURS["medium"]
         elif words:
-            text, colour = ", ".join(words), theme.ALARM_COLOURS["low"]
-        else:
-            text, colour = "connected", theme.PARAMETER_COLOURS["pulse_rate"]
+            text, colour = ", ".join(words + notes), theme.ALARM_COLOURS["low"]
+        else:  # a good or neutral note (SmartPoint) is no warning
+            text = "connected" + (f" ({', '.join(notes)})" if notes else "")
+            colour = theme.PARAMETER_COLOURS["pulse_rate"]
         self.setText(f"{self.source_id}: {text}")
         self.setToolTip(status.message)
         self.setStyleSheet(f"color: {colour}; padding: 2px 8px; border: 1px solid {colour};"

@@ -3,6 +3,11 @@
 Option ``format`` (2, 7 or 8; default 2). On connection the driver sends the set-format command
 (the 9560 accepts it only in its first 5 s and remembers it) and notes the ACK or NAK; a NAK means
 the device keeps its stored format, which the NO_DATA message then points at.
+
+Format #8 sends one record a second and, having no checksum, syncs on two records and the next
+STATUS byte (devices/parsers/nonin.py), so its first value comes up to 3 s after connecting: the
+silence watch allows ``sync_time`` = 2 s on top of its two expected intervals until then (NO_DATA
+at 4 s instead of 2 s on a fresh connection only; afterwards two intervals as usual).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class NoninSource(SerialSource):
     capabilities = frozenset({"spo2", "pulse_rate"})
     baudrate = 9600
     expected_interval = 1.0
+    on_frame_types = (NoninReply,)
 
     def __init__(self, source_id: str, *, port: str, format: int | str = 2,
                  select_format: bool = True, **options: Any):
@@ -31,6 +37,7 @@ class NoninSource(SerialSource):
         super().__init__(source_id, port=port, **options)
         self.select_format = select_format
         self.protocol_label = f"Nonin format #{self.format}"
+        self.sync_time = 2.0 if self.format == 8 else 0.0
         self.format_reply: str | None = None  # "ack", "nak" or None (no answer yet)
         if self.format in (2, 7):
             self.capabilities = frozenset({"spo2", "pulse_rate", "pleth"})

@@ -14,7 +14,9 @@ What goes on:
   one timestamp, or a ``nibp_error`` Numeric (value = the module's error code, flag NIBP_FAILED,
   detail = the code's meaning). A failure also raises NIBP_FAILED on the device status (a technical
   condition) until the next measurement starts; so do a rejected start, a module that does not
-  answer and a connection lost mid-measurement.
+  answer, a connection lost mid-measurement, and a result with error code 0 that is no reading
+  (all zeros, diastolic above systolic: ``SuntechBadResult``), which ends the measurement at once
+  with "NIBP failed: the module's result is not a valid reading (...)" and no values.
 - Between measurements the module is silent, so the driver polls the cuff pressure every
   ``idle_poll`` s as a heartbeat (those readings are not sent on): a dead module or cable raises
   NO_DATA after two of them.
@@ -32,8 +34,8 @@ from typing import Any, ClassVar
 from ketmonitor.samples import Condition, Numeric
 from devices.parsers.base import Frame
 from devices.parsers.suntech import (ABORT, GET_BP_DATA, GET_CUFF_PRESSURE, START_COMMANDS,
-                                     STATUS_MEANINGS, SuntechBpData, SuntechCuffPressure,
-                                     SuntechParser, SuntechStatus)
+                                     STATUS_MEANINGS, SuntechBadResult, SuntechBpData,
+                                     SuntechCuffPressure, SuntechParser, SuntechStatus)
 from devices.serial_source import SerialSource
 
 log = logging.getLogger(__name__)
@@ -192,6 +194,10 @@ class SuntechSource(SerialSource):
             elif isinstance(frame, SuntechBpData):
                 if self.state == RETRIEVING:
                     self._result(frame, t_mono, t_wall)
+            elif isinstance(frame, SuntechBadResult):
+                if self.state == RETRIEVING:  # asking again would fetch the same stored result
+                    self._fail(t_mono, "the module's result is not a valid reading "
+                                       f"({frame.describe()})")
             elif isinstance(frame, SuntechStatus):
                 self._status(frame, t_mono)
 

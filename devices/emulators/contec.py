@@ -4,9 +4,10 @@
 V7.0 behaviour:
 - Silent after plug-in until the host sends start real-time (0xA1); 0xA2 stops the stream.
 - Keep-alive: the stream stops when no command has arrived for ``keepalive_timeout`` real seconds
-  (default 6.0 s: the device wants one every 5 s, and one second of grace covers a host's scheduling
-  jitter). Any valid command counts, as it proves the host is there. The timeout runs on real time,
-  not the patient model's, because the host's keep-alive does.
+  (default 5.0 s, as the device: no grace, so a host that cuts it fine is caught in tests). Any
+  valid command counts, as it proves the host is there. The timeout runs on real time, not the
+  patient model's, because the host's keep-alive does. ``command_log`` keeps (real time, command)
+  of every command received.
 - 0xA8 -> model string (type 0x02), 0xA9 -> vendor string (0x03), 0xAA -> device id (0x04), 0xAC ->
   PI support (0x0E), 0xB0 -> storage identifiers (0x15), 0xAF -> nothing (keep-alive); any other
   command -> command feedback (0x0B) with reason 0x05.
@@ -54,14 +55,16 @@ class ContecEmulator(Emulator):
     baudrate = proto.BAUD
     interval = 1.0 / RATE
 
-    def __init__(self, *args, keepalive_timeout: float = 6.0, **kw):
+    def __init__(self, *args, keepalive_timeout: float = 5.0, **kw):
         super().__init__(*args, **kw)
         self.keepalive_timeout = float(keepalive_timeout)
         self.signal = _ContecSignal(self)
         self.streaming = False
         self.last_command_real: float | None = None
         self.commands: list[int] = []  # every command received, in order
+        self.command_log: list[tuple[float, int]] = []  # (time.monotonic(), command)
         self.stopped_for_keepalive = 0
+        self.stopped_at: float | None = None  # time.monotonic() of the last such stop
         self._inbuf = bytearray()
 
     def on_plug(self) -> None:
@@ -93,6 +96,7 @@ class ContecEmulator(Emulator):
     def _command(self, cmd: int) -> None:
         self.commands.append(cmd)
         self.last_command_real = time.monotonic()
+        self.command_log.append((self.last_command_real, cmd))
         if cmd == proto.CMD_START_REALTIME:
             self.streaming = True
         elif cmd == proto.CMD_STOP_REALTIME:
@@ -118,9 +122,11 @@ class ContecEmulator(Emulator):
         if not self.streaming:
             return b""
         last = self.last_command_real
-        if last is None or time.monotonic() - last > self.keepalive_timeout:
+        now = time.monotonic()
+        if last is None or now - last > self.keepalive_timeout:
             self.streaming = False
             self.stopped_for_keepalive += 1
+            self.stopped_at = now
             return b""
         return self.packet(t)
 

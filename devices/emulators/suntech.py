@@ -10,6 +10,11 @@ State machine (times are simulated seconds, so ``speed`` shortens a measurement)
   pulse rate from the patient model at that moment, or the injected error code.
 - reset -> 'R' (forgets the result); unknown command -> 'D'; a frame with a bad checksum or an
   initial inflate pressure outside 100..280 mmHg -> 'N'.
+- BP data request while no result is held (after plug-in or reset) -> ``NO_RESULT``, an all-zero
+  BP-data frame with error code 0, as a module answering from an empty result buffer would. No
+  public document says what the module sends then; of the plausible answers ('E', 'N', zeros)
+  this is the one a host can least tell from a reading, so the emulator sends it and the parser
+  must (and does) reject it as no reading (devices/parsers/suntech.py).
 
 Errors are injected with ``inject_error(code)`` (the next measurement fails with ``code``), with
 ``error_code`` (every measurement fails with it: ``ketmonitor emulate --device suntech --set
@@ -23,6 +28,7 @@ from devices.parsers import suntech as proto
 from .base import Emulator
 
 RANDOM_FAILURES = (1, 2, 87)
+NO_RESULT = proto.bp_data_frame(0, 0, 0, 0)  # get BP data with no result held (see above)
 
 
 class SuntechEmulator(Emulator):
@@ -85,7 +91,7 @@ class SuntechEmulator(Emulator):
             if measuring:
                 self.reply(proto.status_frame("B"))
             else:
-                self.reply(self.result or proto.bp_data_frame(0, 0, 0, 0))
+                self.reply(self.result or NO_RESULT)
         elif name == "abort":
             if measuring:
                 self._finish(t, error=86)

@@ -11,10 +11,16 @@ Contract for a concrete parser (subclass ``Parser``, implement ``_parse``):
   (counted in ``skipped_bytes``); a frame that fails its checksum or grammar goes through
   ``self._bad(buf, n)`` (counted in ``bad_frames``). Never turn such a frame into a value.
 - Every documented "missing" encoding becomes ``value=None`` in a Measurement, never a number.
+- A frame the driver must react to although it is bad (a command with a wrong checksum the module
+  must answer with 'N'; a NIBP result that is no reading) goes through ``self._hand_on_bad(out,
+  frame)``: counted in ``bad_frames`` and not in ``frames``, and it carries no values.
 
-The base then checks each frame: a frame carrying any value outside its metric's physical range
-(``ketmonitor.metrics.METRICS[m].in_range``) or an unknown metric is counted as a bad frame and
-dropped, so no caller ever sees an impossible number. Accepted frames are counted in ``frames``.
+The base then checks each frame (``Frame.values_in_range``): a frame carrying any value outside
+its metric's physical range (``ketmonitor.metrics.METRICS[m].in_range``) or an unknown metric is
+counted as a bad frame and dropped, so no caller ever sees an impossible number. The default check
+walks ``measurements()`` and ``waveform()``; a frame sent tens of times a second may override it
+with direct comparisons against the same METRICS bounds (it must check every value it carries), to
+spare building Measurement objects only to look at them. Accepted frames are counted in ``frames``.
 An exception inside ``_parse`` (a bug) is logged, the buffer is dropped and counted, and ``feed``
 still returns normally: a parser never raises to its caller.
 """
@@ -51,6 +57,9 @@ class Frame:
     """
 
     device_time: str | None = None
+    # False for a frame that only answers a host command (an ACK): it shows the device is there,
+    # not that its data decodes, so the silence watch does not count it as data
+    is_data: ClassVar[bool] = True
 
     def measurements(self) -> list[Measurement]:
         return []
@@ -62,6 +71,17 @@ class Frame:
     def conditions(self) -> frozenset[Condition]:
         """Device/signal conditions this frame reports (status bits as named conditions)."""
         return NO_FLAGS
+
+    def values_in_range(self) -> bool:
+        """True if every value this frame carries is missing or inside its metric's physical
+        range (unknown metrics are not). Override only with an equivalent, cheaper check."""
+        for m in self.measurements():
+            if not value_ok(m.metric, m.value):
+                return False
+        for s in self.waveform():
+            if not _PLETH.in_range(s):
+                return False
+        return True
 
 
 def value_ok(metric: str, value: float | None) -> bool:
@@ -83,32 +103,40 @@ class Parser:
         self.frames = 0
         self.bad_frames = 0
         self.skipped_bytes = 0
+        self._handed_on_bad = 0  # frames in this feed's output counted as bad, not as frames
         self._buf = bytearray()
 
     # -- public --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf
         if data:
-            self._buf += data
+            buf += data
         out: list[Frame] = []
         try:
-            self._parse(self._buf, out)
+            self._parse(buf, out)
         except Exception:  # noqa: BLE001 - a parser bug must not reach the reader thread
             log.exception("%s parser failed; %d buffered bytes dropped", type(self).__name__,
-                          len(self._buf))
+                          len(buf))
             self.bad_frames += 1
-            self.skipped_bytes += len(self._buf)
-            self._buf.clear()
+            self.skipped_bytes += len(buf)
+            buf.clear()
             self._reset_state()
-        if len(self._buf) > self.max_buffer:
-            self._skip(self._buf, len(self._buf))
+        if len(buf) > self.max_buffer:
+            self._skip(buf, len(buf))
             self._reset_state()
-        accepted = []
-        for frame in out:
-            if self._acceptable(frame):
-                accepted.append(frame)
-            else:
-                self.bad_frames += 1
-        self.frames += len(accepted)
+        if not out:
+            return out
+        try:  # every frame's range check in one pass (the usual case: all pass)
+            ok = [frame.values_in_range() for frame in out]
+        except Exception:  # noqa: BLE001 - a frame that cannot describe itself: one by one
+            ok = [self._acceptable(frame) for frame in out]
+        if all(ok):
+            accepted = out
+        else:
+            accepted = [frame for frame, good in zip(out, ok) if good]
+            self.bad_frames += len(out) - len(accepted)
+        self.frames += len(accepted) - self._handed_on_bad
+        self._handed_on_bad = 0
         return accepted
 
     def reset(self) -> None:
@@ -136,6 +164,12 @@ class Parser:
         del buf[:n]
         self.skipped_bytes += n
 
+    def _hand_on_bad(self, out: list[Frame], frame: Frame) -> None:
+        """A bad frame (counted as such) the driver must still see; it must carry no values."""
+        self.bad_frames += 1
+        self._handed_on_bad += 1
+        out.append(frame)
+
     def _bad(self, buf: bytearray, n: int) -> None:
         """Drop ``n`` bytes that formed a frame which failed its checksum or grammar."""
         del buf[:min(n, len(buf))]
@@ -144,13 +178,7 @@ class Parser:
     @staticmethod
     def _acceptable(frame: Frame) -> bool:
         try:
-            for m in frame.measurements():
-                if not value_ok(m.metric, m.value):
-                    return False
-            for s in frame.waveform():
-                if not _PLETH.in_range(s):
-                    return False
+            return frame.values_in_range()
         except Exception:  # noqa: BLE001 - a frame that cannot describe itself is bad
             log.exception("frame %r failed to decode", frame)
             return False
-        return True

@@ -10,6 +10,12 @@ Wire format (device-protocols.md section 3a), 115200 8N1:
   parser restarts at that byte.
 - A real-time packet whose SpO2 or PI is outside its physical range (and not the "missing" code) is
   a bad frame: it is counted and dropped, never turned into a value.
+- Status bits become conditions: probe error SENSOR_OFF, searching SEARCHING, searching too long
+  SEARCHING_TOO_LONG, PI invalid PI_INVALID (that one flags the perfusion index alone).
+- Pulse rate 0 and SpO2 0 are read as missing too, although the reference lists only 0xFF and
+  0x7F: no oximeter measures a pulse of 0 (no pulse is "searching", not a rate) or a saturation of
+  0 %, so a 0 is the device having nothing to report, and a monitor must not show (or alarm on) a
+  number the device did not measure. The value then carries ``detail`` "the device sent 0".
 
 Two lengths are not in the reference: the model and vendor strings (types 0x02 and 0x03, answers to
 0xA8/0xA9). They are read as 9-byte packets carrying 7 characters, like the device id (type 0x04) —
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ketmonitor.metrics import METRICS
 from ketmonitor.samples import Condition
 
 from .base import Frame, Measurement, Parser
@@ -129,42 +136,71 @@ PI_MISSING = 0xFFFF
 
 
 # -- frames ----------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+_SPO2_MAX = METRICS["spo2"].high
+_PULSE_MAX = METRICS["pulse_rate"].high
+_PI_MAX = METRICS["perfusion_index"].high
+SENT_ZERO = "the device sent 0"  # detail of a pulse or SpO2 of 0, read as missing
+
+
+def _condition_sets():
+    """Conditions by bit pattern (probe error, searching, too long, PI invalid), made once."""
+    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG,
+             Condition.PI_INVALID)
+    return tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1) for bits in range(16))
+
+
+_CONDITIONS = _condition_sets()
+_FLAGS = tuple(c - {Condition.PI_INVALID} for c in _CONDITIONS)  # on SpO2 and pulse
+_HELD = tuple(c | {Condition.HELD} for c in _FLAGS)
+
+
+# 60 a second per device (216,000 in an hour's ingest): a plain slotted dataclass, as a frozen
+# one's __init__ costs about six times more. Nothing changes a frame once the parser returned it.
+@dataclass(slots=True)
 class ContecRealtime(Frame):
     """One real-time packet (60 per second)."""
 
     signal_strength: int  # 0..8
     pleth: int  # 0..127
     bar_graph: int
-    pulse_rate: int | None  # None: the device said missing
-    spo2: int | None
+    pulse_rate: int | None  # None: the device said missing (0xFF, or 0)
+    spo2: int | None  # None: missing (0x7F, or 0)
     perfusion_index: float | None  # percent
     probe_error: bool  # finger out
     searching: bool
     searching_too_long: bool
     pulse_beep: bool
     pi_invalid: bool
+    zero: int = 0  # bit 0: the device sent pulse 0, bit 1: SpO2 0 (read as missing)
+
+    def _bits(self) -> int:
+        return (self.probe_error | self.searching << 1 | self.searching_too_long << 2
+                | self.pi_invalid << 3)
 
     def conditions(self) -> frozenset[Condition]:
-        flags = set()
-        if self.probe_error:
-            flags.add(Condition.SENSOR_OFF)
-        if self.searching:
-            flags.add(Condition.SEARCHING)
-        if self.searching_too_long:
-            flags.add(Condition.SEARCHING_TOO_LONG)
-        return frozenset(flags)
+        return _CONDITIONS[self._bits()]
 
     def measurements(self) -> list[Measurement]:
-        flags = self.conditions()
+        bits = self._bits()
         if self.probe_error and (self.spo2 is not None or self.pulse_rate is not None):
             # finger out yet values present: the device is holding old ones (questionable)
-            flags = flags | {Condition.HELD}
+            flags = _HELD[bits]
+        else:
+            flags = _FLAGS[bits]
+        z = self.zero
         return [
-            Measurement("spo2", self.spo2, flags),
-            Measurement("pulse_rate", self.pulse_rate, flags),
-            Measurement("perfusion_index", self.perfusion_index, flags),
+            Measurement("spo2", self.spo2, flags, SENT_ZERO if z & 2 else None),
+            Measurement("pulse_rate", self.pulse_rate, flags, SENT_ZERO if z & 1 else None),
+            Measurement("perfusion_index", self.perfusion_index,
+                        flags | {Condition.PI_INVALID} if self.pi_invalid else flags),
         ]
+
+    def values_in_range(self) -> bool:
+        # the same check as the base's, without building Measurements: each value is missing or
+        # within its metric's physical range (all are unsigned, so only the top can be exceeded)
+        return ((self.spo2 is None or self.spo2 <= _SPO2_MAX)
+                and (self.pulse_rate is None or self.pulse_rate <= _PULSE_MAX)
+                and (self.perfusion_index is None or self.perfusion_index <= _PI_MAX))
 
     def waveform(self) -> list[int]:
         return [self.pleth]
@@ -215,24 +251,18 @@ class ContecPacket(Frame):
         return []
 
 
-def decode_realtime(d: list[int]) -> ContecRealtime:
+def decode_realtime(d: list[int] | tuple[int, ...]) -> ContecRealtime:
     """Restored data d0..d6 -> frame (the parser base drops out-of-range values as bad frames)."""
     d0, d1, d2, pulse, spo2, pi_lo, pi_hi = d
     pi_raw = pi_lo | (pi_hi << 8)
     pi_invalid = bool(d2 & 0x10)
     return ContecRealtime(
-        signal_strength=d0 & 0x0F,
-        pleth=d1 & 0x7F,
-        bar_graph=d2 & 0x0F,
-        pulse_rate=None if pulse == PULSE_MISSING else pulse,
-        spo2=None if spo2 == SPO2_MISSING else spo2,
-        perfusion_index=None if pi_invalid or pi_raw == PI_MISSING else pi_raw / 100.0,
-        probe_error=bool(d0 & 0x80),
-        searching=bool(d1 & 0x80),
-        searching_too_long=bool(d0 & 0x10),
-        pulse_beep=bool(d0 & 0x40),
-        pi_invalid=pi_invalid,
-    )
+        d0 & 0x0F, d1 & 0x7F, d2 & 0x0F,
+        None if pulse == PULSE_MISSING or not pulse else pulse,
+        None if spo2 == SPO2_MISSING or not spo2 else spo2,
+        None if pi_invalid or pi_raw == PI_MISSING else pi_raw / 100.0,
+        bool(d0 & 0x80), bool(d1 & 0x80), bool(d0 & 0x10), bool(d0 & 0x40), pi_invalid,
+        (not pulse) | (not spo2) << 1)
 
 
 def decode_packet(raw: bytes | bytearray) -> Frame:
@@ -253,6 +283,7 @@ class ContecParser(Parser):
 
     name = "contec"
     waveform_rate = 60.0
+    realtime_frame = ContecRealtime  # the frame that carries the values (and one pleth sample)
 
     def __init__(self) -> None:
         super().__init__()
@@ -262,8 +293,30 @@ class ContecParser(Parser):
         n = len(buf)
         i = 0
         lengths = PACKET_LENGTHS
+        append = out.append
         while i < n:
             t = buf[i]
+            if t == TYPE_REALTIME and n - i >= 9:
+                # the common case, decoded in place: a whole real-time packet, every byte after
+                # the type with bit 7 set (else it was cut short: the general path below)
+                h, r0, r1, r2, r3, r4, r5, r6 = buf[i + 1:i + 9]
+                if h & r0 & r1 & r2 & r3 & r4 & r5 & r6 & 0x80:
+                    d0 = (r0 & 0x7F) | (h & 0x01) << 7
+                    d1 = (r1 & 0x7F) | (h & 0x02) << 6
+                    d2 = (r2 & 0x7F) | (h & 0x04) << 5
+                    pulse = (r3 & 0x7F) | (h & 0x08) << 4
+                    spo2 = (r4 & 0x7F) | (h & 0x10) << 3
+                    pi_raw = (r5 & 0x7F) | (h & 0x20) << 2 | ((r6 & 0x7F) | (h & 0x40) << 1) << 8
+                    pi_invalid = bool(d2 & 0x10)
+                    append(ContecRealtime(
+                        d0 & 0x0F, d1 & 0x7F, d2 & 0x0F,
+                        None if pulse == PULSE_MISSING or not pulse else pulse,
+                        None if spo2 == SPO2_MISSING or not spo2 else spo2,
+                        None if pi_invalid or pi_raw == PI_MISSING else pi_raw / 100.0,
+                        bool(d0 & 0x80), bool(d1 & 0x80), bool(d0 & 0x10), bool(d0 & 0x40),
+                        pi_invalid, (not pulse) | (not spo2) << 1))
+                    i += 9
+                    continue
             if t & 0x80 or t not in lengths:
                 if not t & 0x80:  # a type we do not know: skip it with its bit-7-set bytes
                     self.unknown_packets += 1
@@ -285,7 +338,6 @@ class ContecParser(Parser):
                 continue
             if end > n:
                 break  # wait for the rest
-            out.append(decode_packet(buf[i:end]))
+            append(decode_packet(buf[i:end]))
             i = end
         del buf[:i]
-

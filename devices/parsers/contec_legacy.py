@@ -7,14 +7,21 @@ at that byte.
 
 The reference gives no missing-data codes for this stream. The parser reads pulse 255 and SpO2 127
 as missing (the codes the V7.0 protocol uses; the legacy field widths allow nothing else as a
-sentinel), SpO2 101..126 as out of range (bad frame), and — because a device with its probe off has
-measured nothing — a pulse or SpO2 of 0 sent with the probe-error bit as missing too.
+sentinel), SpO2 101..126 as out of range (bad frame), and a pulse or SpO2 of 0 as missing too,
+with or without the probe-error bit: no oximeter measures a pulse of 0 (no pulse is "searching",
+not a rate) or a saturation of 0 %, so a 0 is the device having nothing to report, and a monitor
+must not show (or alarm on) a number the device did not measure. Such a value carries ``detail``
+"the device sent 0".
+
+Status bits become conditions: probe error SENSOR_OFF, searching SEARCHING, searching too long
+SEARCHING_TOO_LONG, SpO2 dropping SPO2_DROPPING (that one flags the SpO2 value alone).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ketmonitor.metrics import METRICS
 from ketmonitor.samples import Condition
 
 from .base import Frame, Measurement, Parser
@@ -24,9 +31,26 @@ PARITY = "O"  # serial.PARITY_ODD; some units use none
 PACKET_LENGTH = 5
 PULSE_MISSING = 0xFF
 SPO2_MISSING = 0x7F
+SENT_ZERO = "the device sent 0"  # detail of a pulse or SpO2 of 0, read as missing
+_SPO2_MAX = METRICS["spo2"].high
+_PULSE_MAX = METRICS["pulse_rate"].high
 
 
-@dataclass(frozen=True, slots=True)
+def _condition_sets():
+    """Conditions by bit pattern (probe error, searching, too long, SpO2 dropping), made once."""
+    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG,
+             Condition.SPO2_DROPPING)
+    return tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1) for bits in range(16))
+
+
+_CONDITIONS = _condition_sets()
+_FLAGS = tuple(c - {Condition.SPO2_DROPPING} for c in _CONDITIONS)  # on the pulse rate
+_HELD = tuple(c | {Condition.HELD} for c in _FLAGS)
+
+
+# 60 a second per device: a plain slotted dataclass, as a frozen one's __init__ costs about six
+# times more. Nothing changes a frame once the parser has returned it.
+@dataclass(slots=True)
 class ContecLegacyFrame(Frame):
     signal_strength: int
     searching_too_long: bool
@@ -38,25 +62,33 @@ class ContecLegacyFrame(Frame):
     searching: bool
     pulse_rate: int | None
     spo2: int | None
+    zero: int = 0  # bit 0: the device sent pulse 0, bit 1: SpO2 0 (read as missing)
+
+    def _bits(self) -> int:
+        return (self.probe_error | self.searching << 1 | self.searching_too_long << 2
+                | self.spo2_dropping << 3)
 
     def conditions(self) -> frozenset[Condition]:
-        flags = set()
-        if self.probe_error:
-            flags.add(Condition.SENSOR_OFF)
-        if self.searching:
-            flags.add(Condition.SEARCHING)
-        if self.searching_too_long:
-            flags.add(Condition.SEARCHING_TOO_LONG)
-        return frozenset(flags)
+        return _CONDITIONS[self._bits()]
 
     def measurements(self) -> list[Measurement]:
-        flags = self.conditions()
+        bits = self._bits()
         if self.probe_error and (self.spo2 is not None or self.pulse_rate is not None):
-            flags = flags | {Condition.HELD}  # probe off yet values present: held, questionable
+            flags = _HELD[bits]  # probe off yet values present: held, questionable
+        else:
+            flags = _FLAGS[bits]
+        z = self.zero
         return [
-            Measurement("spo2", self.spo2, flags),
-            Measurement("pulse_rate", self.pulse_rate, flags),
+            Measurement("spo2", self.spo2,
+                        flags | {Condition.SPO2_DROPPING} if self.spo2_dropping else flags,
+                        SENT_ZERO if z & 2 else None),
+            Measurement("pulse_rate", self.pulse_rate, flags, SENT_ZERO if z & 1 else None),
         ]
+
+    def values_in_range(self) -> bool:
+        # the base's check without building Measurements (both values are unsigned)
+        return ((self.spo2 is None or self.spo2 <= _SPO2_MAX)
+                and (self.pulse_rate is None or self.pulse_rate <= _PULSE_MAX))
 
     def waveform(self) -> list[int]:
         return [self.pleth]
@@ -80,33 +112,38 @@ def encode(*, signal_strength: int = 0, searching_too_long: bool = False,
 
 def decode(p: bytes | bytearray) -> ContecLegacyFrame:
     """A synchronised 5-byte packet -> frame (SpO2 101..126 is dropped by the parser base)."""
-    b1, b2, b3, b4, b5 = p[0], p[1], p[2], p[3], p[4]
+    return _decode(p[0], p[1], p[2], p[3], p[4])
+
+
+def _decode(b1: int, b2: int, b3: int, b4: int, b5: int) -> ContecLegacyFrame:
     pulse = ((b3 & 0x40) << 1) | (b4 & 0x7F)
     spo2 = b5 & 0x7F
-    probe_error = bool(b3 & 0x10)
     return ContecLegacyFrame(
-        signal_strength=b1 & 0x0F,
-        searching_too_long=bool(b1 & 0x10),
-        spo2_dropping=bool(b1 & 0x20),
-        pulse_beep=bool(b1 & 0x40),
-        pleth=b2 & 0x7F,
-        bar_graph=b3 & 0x0F,
-        probe_error=probe_error,
-        searching=bool(b3 & 0x20),
-        pulse_rate=None if pulse == PULSE_MISSING or (probe_error and pulse == 0) else pulse,
-        spo2=None if spo2 == SPO2_MISSING or (probe_error and spo2 == 0) else spo2,
-    )
+        b1 & 0x0F, bool(b1 & 0x10), bool(b1 & 0x20), bool(b1 & 0x40), b2 & 0x7F, b3 & 0x0F,
+        bool(b3 & 0x10), bool(b3 & 0x20),
+        None if pulse == PULSE_MISSING or not pulse else pulse,
+        None if spo2 == SPO2_MISSING or not spo2 else spo2,
+        (not pulse) | (not spo2) << 1)
 
 
 class ContecLegacyParser(Parser):
     name = "contec-legacy"
     waveform_rate = 60.0
+    realtime_frame = ContecLegacyFrame  # the frame that carries the values (and one pleth sample)
 
     def _parse(self, buf: bytearray, out: list[Frame]) -> None:
         n = len(buf)
         i = 0
+        append = out.append
         while i < n:
-            if not buf[i] & 0x80:  # not a packet start
+            b1 = buf[i]
+            if b1 & 0x80 and n - i >= PACKET_LENGTH:
+                _b1, b2, b3, b4, b5 = buf[i:i + PACKET_LENGTH]
+                if not (b2 | b3 | b4 | b5) & 0x80:  # the common case: a whole packet
+                    append(_decode(b1, b2, b3, b4, b5))
+                    i += PACKET_LENGTH
+                    continue
+            if not b1 & 0x80:  # not a packet start
                 j = i + 1
                 while j < n and not buf[j] & 0x80:
                     j += 1
@@ -123,8 +160,5 @@ class ContecLegacyParser(Parser):
                 self.bad_frames += 1
                 i = cut
                 continue
-            if end > n:
-                break
-            out.append(decode(buf[i:end]))
-            i = end
+            break  # an incomplete packet: wait for the rest
         del buf[:i]

@@ -8,17 +8,26 @@ next 0x3E after the bad frame's first byte, so one corrupted byte costs one fram
 ``SuntechParser`` reads the module's replies (status, cuff pressure, BP data);
 ``SuntechCommandParser`` reads host commands (the emulator's side). Error codes are DECIMAL (85 is
 0x55, not 0x85).
+
+A BP-data frame with error code 0 says "here is a reading", and the checksum only proves the bytes
+arrived as sent: what the module sends when it holds no result (an all-zero frame) passes it too.
+So an error-0 result must be physiologically consistent to become values: every number above 0 and
+inside its metric's range, diastolic < systolic, diastolic <= mean <= systolic. One that is not is
+a bad frame (counted, never values), handed on as ``SuntechBadResult`` so the driver can end the
+measurement as failed at once instead of waiting for a result that will never come.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ketmonitor.metrics import METRICS
 from ketmonitor.samples import Condition
 
 from .base import Frame, Measurement, Parser
 
 BAUD = 9600
+_CUFF = METRICS["cuff_pressure"]
 HOST_START = 0x3A
 MODULE_START = 0x3E
 
@@ -121,8 +130,7 @@ class SuntechCommandParser(Parser):
             frame = bytes(buf[i:end])
             if sum(frame) & 0xFF:
                 # counted as bad, yet handed on as "bad": the module must answer it with 'N'
-                self.bad_frames += 1
-                out.append(SuntechCommand("bad", frame[1:-1]))
+                self._hand_on_bad(out, SuntechCommand("bad", frame[1:-1]))
             else:
                 out.append(self._decode(frame[1:-1]))
             i = end
@@ -216,6 +224,9 @@ class SuntechStatus(Frame):
     def measurements(self) -> list[Measurement]:
         return []
 
+    def values_in_range(self) -> bool:
+        return True  # carries no value
+
 
 @dataclass(frozen=True, slots=True)
 class SuntechCuffPressure(Frame):
@@ -223,6 +234,9 @@ class SuntechCuffPressure(Frame):
 
     def measurements(self) -> list[Measurement]:
         return [Measurement("cuff_pressure", self.mmhg, frozenset())]
+
+    def values_in_range(self) -> bool:
+        return _CUFF.low <= self.mmhg <= _CUFF.high  # the base's check, no Measurement built
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +266,39 @@ class SuntechBpData(Frame):
             Measurement("nibp_mean", self.mean, frozenset()),
             Measurement("nibp_pulse_rate", self.pulse_rate, frozenset()),
         ]
+
+
+_PRESSURE_MAX = METRICS["nibp_systolic"].high
+_PULSE_MAX = METRICS["nibp_pulse_rate"].high
+
+
+def implausible(systolic: int, diastolic: int, mean: int, pulse_rate: int) -> str | None:
+    """Why an error-0 result is no reading, or None if it is physiologically consistent."""
+    if not (systolic and diastolic and mean and pulse_rate):
+        return "a value of 0"
+    if max(systolic, diastolic, mean) > _PRESSURE_MAX or pulse_rate > _PULSE_MAX:
+        return "a value out of range"
+    if not diastolic < systolic:
+        return "diastolic not below systolic"
+    if not diastolic <= mean <= systolic:
+        return "mean not between diastolic and systolic"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SuntechBadResult(Frame):
+    """A BP-data frame with error code 0 that is no reading (all zeros, diastolic above systolic):
+    counted as a bad frame and handed on without values, so the driver fails the measurement."""
+
+    systolic: int
+    diastolic: int
+    mean: int
+    pulse_rate: int
+    reason: str
+
+    def describe(self) -> str:
+        return (f"{self.systolic}/{self.diastolic} mmHg, mean {self.mean}, pulse "
+                f"{self.pulse_rate}: {self.reason}")
 
 
 def _decode_reply(f: bytes | bytearray):
@@ -301,6 +348,10 @@ class SuntechParser(Parser):
             frame = _decode_reply(f)
             if frame is None:
                 self.bad_frames += 1
+            elif type(frame) is SuntechBpData and not frame.error_code and (why := implausible(
+                    frame.systolic, frame.diastolic, frame.mean, frame.pulse_rate)):
+                self._hand_on_bad(out, SuntechBadResult(frame.systolic, frame.diastolic,
+                                                        frame.mean, frame.pulse_rate, why))
             else:
                 out.append(frame)
             i = end

@@ -32,6 +32,7 @@ import uuid
 
 from ..clock import utc_iso
 from ..metrics import IEEE_NIBP, LOINC_BP_PANEL, LOINC_SPO2_ALT, METRICS
+from ..samples import INFORMATIONAL
 from .data import SessionData, minute_medians
 
 R4_MODULE = "fhir.resources.R4B"
@@ -107,6 +108,15 @@ def metric_code(name: str, *, with_alt: bool = True) -> dict:
     codings.append({"system": f"{LOCAL}:metric", "code": name, "display": m.label})
     return {"coding": [{k: v for k, v in c.items() if v is not None} for c in codings],
             "text": m.label}
+
+
+_INFORMATIONAL = {c.value for c in INFORMATIONAL}  # flags that say nothing went wrong
+
+
+def absent_reason(flags) -> str:
+    """Why a minute has no value: "error" when the device flagged a problem with its values,
+    "unknown" when it said nothing, or only something that is no problem (SmartPoint)."""
+    return "error" if set(flags) - _INFORMATIONAL else "unknown"
 
 
 def _absent(code: str) -> dict:
@@ -230,7 +240,7 @@ class Bundler:
                                               "end": utc_iso(b["start_wall"] + 60)}
                     res["device"] = {"reference": self.devices[src]}
                     if b["median"] is None:
-                        res["dataAbsentReason"] = _absent("error" if b["flags"] else "unknown")
+                        res["dataAbsentReason"] = _absent(absent_reason(b["flags"]))
                     else:
                         res["valueQuantity"] = _quantity(round(b["median"], 2), m.unit)
                     res["method"] = {"text": f"median of {b['n'] - b['missing']} one-second "

@@ -81,3 +81,45 @@ def test_stop_is_idempotent_and_joins_the_thread():
     src.stop()
     src.stop()
     assert not src.running
+
+
+class HandDriven(VitalsSource):
+    """A source whose connection and data the test drives by hand (no reader thread)."""
+
+    def _run(self, stop):  # pragma: no cover - never started
+        stop.wait()
+
+
+def test_silence_after_a_reconnection_counts_from_the_reconnection(db_path):
+    from ketmonitor.runtime import MonitorRuntime
+
+    clock = ManualClock(0.0)
+    src = HandDriven("ox", clock=clock)
+    src.sync_time = 2.0  # a protocol that needs up to 2 s more for its first frame
+    got = []
+    src._sink = got.append
+    rt = MonitorRuntime(db_path, [src], clock=clock, t0=0.0)  # not started: no threads
+    src.set_status(True)
+    src.emit(Numeric.of("spo2", 97, t_mono=0.0, t_wall=clock.wall(), source="ox"))
+    clock.set(1.0)
+    src.set_status(False, {Condition.DISCONNECTED})  # cable pulled for 10 s
+    clock.set(11.0)
+    src.set_status(True)  # back: no data yet, the protocol is finding sync
+    assert src.connected_mono == 11.0
+    for t in (11.05, 12.0, 13.0, 14.0, 15.4):  # 2 intervals + 0.5 s slack + sync_time = 4.5 s
+        clock.set(t)
+        rt._check_silence(t)
+        assert Condition.NO_DATA not in src.conditions, t
+    clock.set(15.6)
+    rt._check_silence(15.6)
+    assert Condition.NO_DATA in src.conditions  # still silent: said, counted from the reconnection
+    assert "no data for 5 s" in [s for s in got if isinstance(s, DeviceStatus)][-1].message
+    src.emit(Numeric.of("spo2", 96, t_mono=15.7, t_wall=clock.wall(), source="ox"))
+    assert Condition.NO_DATA not in src.conditions
+    clock.set(18.1)  # data has come since: two intervals and the slack again, no sync allowance
+    rt._check_silence(18.1)
+    assert Condition.NO_DATA not in src.conditions
+    clock.set(18.3)
+    rt._check_silence(18.3)
+    assert Condition.NO_DATA in src.conditions
+    rt.writer.stop()

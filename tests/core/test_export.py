@@ -479,3 +479,14 @@ def test_exports_run_with_qt_absent(world, tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "pdf" / f"{world['ids']['no_bp40']}.pdf").stat().st_size > 1000
+
+
+def test_a_minute_without_values_is_an_error_only_if_a_problem_was_flagged():
+    from ketmonitor.export.fhir_export import absent_reason
+
+    assert absent_reason(["sensor_off"]) == "error"
+    assert absent_reason(["held", "smartpoint"]) == "error"
+    assert absent_reason([]) == "unknown"
+    # SmartPoint (a good reading) and PI invalid (a device without PI) say nothing went wrong
+    assert absent_reason(["smartpoint"]) == "unknown"
+    assert absent_reason(["pi_invalid", "smartpoint"]) == "unknown"

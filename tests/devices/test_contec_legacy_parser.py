@@ -46,11 +46,21 @@ def test_missing_forms(kw, metric):
     assert all(v is not None for k, v in values(f).items() if k != metric)
 
 
-def test_zero_without_probe_error_is_a_value_and_held_values_are_flagged():
+def test_zero_is_missing_even_without_probe_error_and_held_values_are_flagged():
+    # undocumented: no oximeter measures a pulse of 0 or a saturation of 0 %
     [f] = ContecLegacyParser().feed(encode(pulse_rate=0, spo2=0))
-    assert values(f) == {"spo2": 0, "pulse_rate": 0}
+    assert values(f) == {"spo2": None, "pulse_rate": None}
+    assert {m.detail for m in f.measurements()} == {"the device sent 0"}
     [g] = ContecLegacyParser().feed(encode(pulse_rate=66, spo2=95, probe_error=True))
     assert all(m.flags == {Condition.SENSOR_OFF, Condition.HELD} for m in g.measurements())
+    assert all(m.detail is None for m in g.measurements())
+
+
+def test_spo2_dropping_is_a_condition_on_the_spo2_value():
+    [f] = ContecLegacyParser().feed(encode(pulse_rate=70, spo2=91, spo2_dropping=True))
+    assert f.conditions() == {Condition.SPO2_DROPPING}
+    assert {m.metric: m.flags for m in f.measurements()} == {
+        "spo2": {Condition.SPO2_DROPPING}, "pulse_rate": frozenset()}
 
 
 def test_out_of_range_spo2_is_a_bad_frame():

@@ -32,7 +32,10 @@ def test_worked_example_finger_in():
     assert (f.pulse_rate, f.spo2) == (61, 99)
     assert values(f) == {"spo2": 99, "pulse_rate": 61, "perfusion_index": None}
     assert f.waveform() == [85]
-    assert f.conditions() == frozenset()
+    assert f.conditions() == {Condition.PI_INVALID}  # a status bit, named
+    flags = {m.metric: m.flags for m in f.measurements()}
+    assert flags == {"spo2": frozenset(), "pulse_rate": frozenset(),
+                     "perfusion_index": {Condition.PI_INVALID}}  # it is about PI alone
     assert p.summary() == {"frames": 1, "bad_frames": 0, "skipped_bytes": 0}
 
 
@@ -41,7 +44,8 @@ def test_worked_example_finger_out():
     assert f.probe_error and f.searching_too_long and not f.searching
     assert (f.signal_strength, f.pleth, f.bar_graph) == (4, 64, 5)
     assert values(f) == {"spo2": None, "pulse_rate": None, "perfusion_index": None}
-    assert f.conditions() == {Condition.SENSOR_OFF, Condition.SEARCHING_TOO_LONG}
+    assert f.conditions() == {Condition.SENSOR_OFF, Condition.SEARCHING_TOO_LONG,
+                              Condition.PI_INVALID}
     for m in f.measurements():
         assert Condition.SENSOR_OFF in m.flags and Condition.HELD not in m.flags
 
@@ -68,6 +72,18 @@ def test_every_missing_encoding_is_none(kw, metric):
     assert got[metric] is None
     others = {k: v for k, v in got.items() if k != metric}
     assert all(v is not None for v in others.values())
+
+
+@pytest.mark.parametrize("d0", [0x05, 0x85])  # probe error clear, and set
+def test_pulse_0_and_spo2_0_are_missing_not_numbers(d0):
+    # undocumented: no oximeter measures a pulse of 0 or a saturation of 0 %
+    [f] = ContecParser().feed(realtime(d0=d0, pulse=0, spo2=0, pi=300))
+    m = {x.metric: x for x in f.measurements()}
+    assert (m["spo2"].value, m["pulse_rate"].value) == (None, None)
+    assert m["spo2"].detail == m["pulse_rate"].detail == "the device sent 0"
+    assert m["perfusion_index"].value == 3.0 and m["perfusion_index"].detail is None
+    [g] = ContecParser().feed(realtime(pulse=1, spo2=1))
+    assert values(g)["spo2"] == 1 and values(g)["pulse_rate"] == 1
 
 
 def test_pi_is_hundredths_of_a_percent():

@@ -196,12 +196,53 @@ def test_garbage_between_commands_is_ignored(raw_v7):
 
 # -- the driver's keep-alive and restart ---------------------------------------------------------
 class FastKeepAlive(ContecSource):
-    poll_interval = 0.15
+    poll_interval = 0.05
+    keepalive_interval = 0.15
 
 
 class SlowKeepAlive(ContecSource):
-    poll_interval = 0.8
+    poll_interval = 0.1
+    keepalive_interval = 0.8
     restart_after = 0.3
+
+
+def test_the_emulator_stops_streaming_after_exactly_5_s_without_a_command(raw_v7):
+    emu, port, read_until = raw_v7
+    emu.keepalive_timeout = 5.0  # the device's own timeout (the fixture shortens it)
+    port.write(proto.START_REALTIME)
+    read_until(lambda g: sum(isinstance(f, ContecRealtime) for f in g) >= 5)
+    wait_for(lambda: emu.stopped_for_keepalive == 1, timeout=10)
+    # stopped at its first packet due after 5 s (one every 1/60 s), not a second of grace later
+    assert 5.0 < emu.stopped_at - emu.last_command_real < 5.0 + 0.5
+    assert ContecEmulator().keepalive_timeout == 5.0
+
+
+def test_the_drivers_keep_alive_leaves_margin_before_the_devices_5_s(emulator, sources):
+    emu = emulator("contec", seed=4)  # the device's own 5 s timeout
+    src = sources(ContecSource("ka5", port=emu.path))
+    src.start(lambda s: None)
+    wait_for(lambda: src.keepalives_sent >= 3, timeout=15)
+    assert emu.stopped_for_keepalive == 0 and emu.streaming
+    times = [t for t, _cmd in emu.command_log]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # every 2.5 s, late by at most one tick (0.5 s) and a read: never near the device's 5 s
+    assert gaps and max(gaps) < 3.5, gaps
+    assert emu.commands.count(proto.CMD_KEEP_ALIVE) == src.keepalives_sent
+
+
+def test_a_stream_that_stops_is_started_again_within_a_tick_of_restart_after(emulator, sources):
+    emu = emulator("contec", seed=5)
+    src = sources(ContecSource("re", port=emu.path))
+    src.start(lambda s: None)
+    wait_for(lambda: proto.CMD_KEEP_ALIVE in emu.commands, timeout=10)  # just after a tick
+    stopped = time.monotonic()
+    emu.streaming = False  # the device stops by itself (a button, a glitch)
+    wait_for(lambda: emu.commands.count(proto.CMD_START_REALTIME) >= 2, timeout=15)
+    [restart] = [t for t, cmd in emu.command_log if cmd == proto.CMD_START_REALTIME][1:]
+    # silent for restart_after (2 s) from the last packet, noticed at the next 0.5 s tick
+    assert (src.restart_after, src.poll_interval) == (2.0, 0.5)
+    assert restart - stopped < 2.0 + 0.5 + 1.0
+    wait_for(lambda: emu.streaming and src.parser.frames > 120, timeout=10)
 
 
 def test_driver_keep_alive_keeps_the_stream_going():

@@ -171,3 +171,16 @@ def test_every_driver_reports_a_missing_port_and_keeps_trying(name, tmp_path, so
     assert "ttyUSB9" in status.message
     wait_for(lambda: src.open_attempts >= 3, timeout=5)  # it keeps trying...
     assert src.running and len(collector.statuses()) == 1  # ...and says so once, not every time
+
+
+def test_nonin8_first_value_comes_before_any_no_data(emulator, sources, collector):
+    # one record a second, and the first sync needs two records and a third STATUS byte: the
+    # first value comes 2-3 s after connecting, which the silence watch must allow for
+    emu = emulator("nonin8", seed=3)  # real time
+    src = sources(NoninSource("n8", port=emu.path, format=8))
+    src.start(collector)
+    first = wait_for(lambda: collector.numerics("spo2"), timeout=10)[0]
+    early = [s for s in collector.statuses() if s.t_mono <= first.t_mono]
+    assert early and not any(Condition.NO_DATA in s.conditions for s in early)
+    assert first.t_mono - src.connected_mono < 3.5
+    assert src.format_reply == "ack"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices.emulators.masimo import MODELS, MasimoEmulator
-from devices.parsers.masimo import MasimoParser, parse_line, vital_value
+from devices.parsers.base import Frame
+from devices.parsers.masimo import BadLine, MasimoParser, parse_line, vital_value
 from ketmonitor.samples import Condition
 
 RAD8 = (b"01/22/13 10:31:48 SN=0000071642 SPO2=097% BPM=069 PI=01.86% SPCO=--.-% SPMET=--.-% "
@@ -157,3 +160,38 @@ def test_emulator_lines_decode(model):
     dashes = [f for f in frames if f.sensor_absent and f.values["spo2"] is None]
     assert held and dashes  # the display hold first, then dashes
     assert all(Condition.HELD in m.flags for f in held for m in f.measurements())
+
+
+def general(text: str):
+    """What the general path (every rule, token by token) makes of one line, with the parser
+    base's range check as the base class does it (through measurements())."""
+    try:
+        line = parse_line(text)
+    except BadLine:
+        return "bad"
+    if line is not None and not Frame.values_in_range(line):
+        return "bad"
+    return line
+
+
+@pytest.mark.parametrize("model", MODELS)
+@settings(max_examples=150, deadline=None)
+@given(edits=st.lists(st.tuples(st.floats(0, 0.999), st.sampled_from(
+    list("0123456789 =%-.+:/ABEXZ\x01\x7f") + ["", "  "])), max_size=4))
+def test_the_learned_layout_reads_every_line_as_the_general_path_does(model, edits):
+    clean = MasimoEmulator(seed=5, model=model, t0=400).render(3.0).decode().split("\r\n")[:3]
+    text = clean[2]
+    for where, char in edits:  # damage the third line: replace a character, or drop it
+        k = int(where * len(text))
+        text = text[:k] + char + text[k + 1:]
+    p = MasimoParser()
+    assert len(p.feed(f"{clean[0]}\r\n{clean[1]}\r\n".encode())) == 2  # the layout is learned
+    assert p._layout is not None
+    got = p.feed(text.encode("latin-1") + b"\r\n")
+    expected = general(text)
+    if expected == "bad":
+        assert got == [] and p.bad_frames == 1
+    elif expected is None:
+        assert got == [] and p.bad_frames == 0
+    else:
+        assert got == [expected] and p.bad_frames == 0

@@ -136,7 +136,11 @@ def test_read_boundaries_do_not_change_frames(name, seed, cuts):
     whole = content(PROTOCOLS[name].make_parser().feed(clean))
     parser = PROTOCOLS[name].make_parser()
     assert content(feed_chunks(parser, clean, cuts)) == whole
-    assert parser.bad_frames == 0 and parser.skipped_bytes == 0
+    # a clean stream skips nothing, but for the two records that confirm a #8 sync (stale by then)
+    assert parser.bad_frames == 0 and parser.skipped_bytes == SYNC_SKIP.get(name, 0)
+
+
+SYNC_SKIP = {"nonin8": 8}
 
 
 @pytest.mark.parametrize("name", sorted(set(CLEAN_STREAMS) & set(PROTOCOL_NAMES)))

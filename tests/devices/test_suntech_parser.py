@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devices.parsers import suntech as s
-from devices.parsers.suntech import (SuntechBpData, SuntechCommandParser, SuntechCuffPressure,
-                                     SuntechParser, SuntechStatus)
+from devices.parsers.suntech import (SuntechBadResult, SuntechBpData, SuntechCommandParser,
+                                     SuntechCuffPressure, SuntechParser, SuntechStatus)
 from ketmonitor.samples import Condition
 
 
@@ -139,8 +139,45 @@ def test_error_codes_are_decimal():
 
 def test_impossible_pressures_are_bad_frames():
     p = SuntechParser()
-    assert p.feed(bp_wire(sys_=(0x2D, 0x01))) == []  # 301 mmHg
-    assert p.bad_frames == 1
+    [f] = p.feed(bp_wire(sys_=(0x2D, 0x01)))  # 301 mmHg: handed on without values
+    assert isinstance(f, SuntechBadResult) and f.measurements() == []
+    assert "out of range" in f.describe()
+    assert p.bad_frames == 1 and p.frames == 0
+
+
+@pytest.mark.parametrize("sys_, dia, mean, pr, why", [
+    (0, 0, 0, 0, "a value of 0"),  # what a module with no result sends (the emulator's NO_RESULT)
+    (60, 140, 100, 70, "diastolic not below systolic"),
+    (120, 120, 120, 70, "diastolic not below systolic"),
+    (120, 80, 130, 70, "mean not between"),
+    (120, 80, 75, 70, "mean not between"),
+    (120, 80, 93, 0, "a value of 0"),
+    (120, 0, 60, 70, "a value of 0"),
+    (120, 80, 93, 351, "out of range"),
+])
+def test_an_error_0_result_that_is_no_reading_is_a_bad_frame(sys_, dia, mean, pr, why):
+    p = SuntechParser()
+    [f] = p.feed(s.bp_data_frame(sys_, dia, mean, pr) + s.status_frame("O"))[:1]
+    assert isinstance(f, SuntechBadResult) and why in f.reason
+    assert f.measurements() == [] and f.waveform() == []
+    assert p.bad_frames == 1 and p.frames == 1  # the 'O' after it decodes as usual
+
+
+@pytest.mark.parametrize("sys_, dia, mean, pr", [(118, 76, 90, 66), (81, 80, 80, 30),
+                                                 (300, 40, 300, 350), (61, 40, 40, 200)])
+def test_a_consistent_result_is_a_reading(sys_, dia, mean, pr):
+    [f] = SuntechParser().feed(s.bp_data_frame(sys_, dia, mean, pr))
+    assert isinstance(f, SuntechBpData)
+    assert [m.value for m in f.measurements()] == [sys_, dia, mean, pr]
+
+
+def test_the_emulators_no_result_answer_is_rejected():
+    from devices.emulators.suntech import NO_RESULT
+
+    assert NO_RESULT == bytes.fromhex("3e18" + "00" * 21 + "aa")  # 3E+18 = 0x56: cs 0xAA
+    p = SuntechParser()
+    [f] = p.feed(NO_RESULT)
+    assert isinstance(f, SuntechBadResult) and p.bad_frames == 1
 
 
 def test_checksum_failure_is_counted_and_dropped_and_the_next_frame_decodes():

@@ -12,7 +12,8 @@ import serial
 from devices.drivers.suntech import SuntechSource
 from devices.emulators.suntech import SuntechEmulator
 from devices.parsers import suntech as s
-from devices.parsers.suntech import SuntechBpData, SuntechCuffPressure, SuntechParser, SuntechStatus
+from devices.parsers.suntech import (SuntechBadResult, SuntechBpData, SuntechCuffPressure,
+                                     SuntechParser, SuntechStatus)
 from ketmonitor.dispatch import Dispatcher
 from ketmonitor.samples import Condition, DeviceStatus, Numeric
 from ketmonitor.sessions import create_session
@@ -230,8 +231,8 @@ def test_command_answers(raw):
     data = ask(s.GET_BP_DATA)
     assert isinstance(data, SuntechBpData) and data.error_code == 86
     assert ask(s.RESET) == SuntechStatus("R")
-    after_reset = ask(s.GET_BP_DATA)
-    assert after_reset.error_code == 0 and after_reset.systolic == 0
+    after_reset = ask(s.GET_BP_DATA)  # no result held: the all-zero frame, which is no reading
+    assert isinstance(after_reset, SuntechBadResult) and after_reset.systolic == 0
 
 
 def test_complete_measurement_sends_k_by_itself():
@@ -333,3 +334,42 @@ def test_a_request_during_a_measurement_starts_no_second_one(nibp):
     n = emu.commands.count("get_cuff_pressure")
     wait_for(lambda: emu.commands.count("get_cuff_pressure") > n)  # an idle heartbeat went by
     assert emu.commands.count("start_adult") == 1
+
+
+class ForgetsResults(SuntechEmulator):
+    """A module whose result buffer is empty when asked (as after a reset): it answers get BP
+    data with its all-zero frame."""
+
+    def _finish(self, t, error=None):
+        super()._finish(t, error)
+        self.result = None
+
+
+class SwapsPressures(SuntechEmulator):
+    """A module whose error-0 result is no reading: systolic 60, diastolic 140."""
+
+    def _finish(self, t, error=None):
+        super()._finish(t, error)
+        self.result = s.bp_data_frame(60, 140, 100, 70)
+
+
+@pytest.mark.parametrize("emulator_class, shown", [
+    (ForgetsResults, "0/0 mmHg, mean 0, pulse 0: a value of 0"),
+    (SwapsPressures, "60/140 mmHg, mean 100, pulse 70: diastolic not below systolic")])
+def test_a_result_that_is_no_reading_fails_the_measurement_at_once(emulator_class, shown):
+    seen = Collector()
+    with emulator_class(seed=13, speed=40) as emu:
+        src = SuntechSource("nibp-bad", port=emu.path)
+        src.start(seen)
+        try:
+            src.request_nibp()
+            status = wait_for(lambda: [st for st in seen.statuses()
+                                       if Condition.NIBP_FAILED in st.conditions], timeout=15)[0]
+            assert not src.measuring
+        finally:
+            src.stop()
+    assert status.message == f"NIBP failed: the module's result is not a valid reading ({shown})"
+    assert src.last_error in status.message and src.failures == 1
+    assert emu.commands.count("get_bp_data") == 1  # no retries: the module holds no other result
+    assert not [n for n in seen.numerics() if n.metric != "cuff_pressure"]  # never values
+    assert src.parser.bad_frames == 1

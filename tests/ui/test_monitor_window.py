@@ -53,6 +53,22 @@ def test_sensor_off_or_disconnect_clears_the_oximeter_tiles(qtbot, db_path):
     assert "DISCONNECTED" in w.chips["oximeter"].text()
 
 
+def test_device_chip_shows_notes_without_the_warning_colour(qtbot):
+    from ui.monitor_window import DeviceChip
+
+    chip = DeviceChip("ox")
+    qtbot.addWidget(chip)
+    chip.show_status(DeviceStatus("ox", True, frozenset(), 1, 1.0))
+    plain = chip.styleSheet()
+    chip.show_status(DeviceStatus("ox", True, frozenset({Condition.SMARTPOINT}), 2, 2.0))
+    assert chip.text() == "ox: connected (SmartPoint)" and chip.styleSheet() == plain
+    chip.show_status(DeviceStatus("ox", True, frozenset({Condition.PI_INVALID}), 2, 2.0))
+    assert chip.text() == "ox: connected (PI invalid)" and chip.styleSheet() == plain
+    chip.show_status(DeviceStatus("ox", True, frozenset({Condition.SMARTPOINT,
+                                                         Condition.SPO2_DROPPING}), 3, 3.0))
+    assert chip.text() == "ox: SpO2 dropping, SmartPoint" and chip.styleSheet() != plain
+
+
 def test_values_age_visibly(manual_window):
     w, rt, clock = manual_window
     w.frame([num("spo2", 97, 0)])
