@@ -261,7 +261,8 @@ def run_walkthrough(runtime, protocol: Protocol, clock: Clock, *, seed: int = 1,
     requested from its NIBP device, device BPs matched to their checks."""
     user = demo_user(runtime.writer, clock)
     workflow = SessionWorkflow(runtime.writer, runtime.session_id, clock, user=user,
-                               protocol=protocol, request_nibp=runtime.request_nibp)
+                               protocol=protocol, request_nibp=runtime.request_nibp,
+                               alarms=getattr(runtime, "alarms", None))
     runtime.add_listener(workflow.on_sample)
     return walk_through(workflow, protocol, clock, t0=runtime.t0 or 0.0, dose_at=dose_at,
                         seed=seed, stop=stop, on_step=on_step)

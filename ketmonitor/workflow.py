@@ -140,13 +140,16 @@ class SessionWorkflow:
     ``request_nibp``: called (with no arguments) when a scheduled blood pressure becomes due, unless
     NIBP is paused (restroom break); raising NotSupportedError means the device cannot, and the
     nurse takes it by hand. ``on_change``: called after every successful write (UI refresh).
+    ``alarms``: the monitor's AlarmEngine; check-in applies the protocol's alarm limits to it, a
+    limit change recorded with who checked in and the reason 'protocol NAME'.
     """
 
     def __init__(self, runner, session_id: str, clock: Clock, *, user: User | None = None,
                  protocol: Protocol | None = None, scales: dict[str, Scale] | None = None,
                  request_nibp: Callable[[], None] | None = None,
-                 on_change: Callable[[], None] | None = None, clinic_dir=None):
+                 on_change: Callable[[], None] | None = None, clinic_dir=None, alarms=None):
         self.runner = runner
+        self.alarms = alarms
         self.session_id = session_id
         self.clock = clock
         self.user = user
@@ -289,13 +292,15 @@ class SessionWorkflow:
 
     # -- check-in and pre-dose -----------------------------------------------------------------
     def check_in(self, patient: Patient, protocol: Protocol | str | None = None) -> Patient:
-        """Register (or update) the patient and the protocol; the session moves to pre-dose."""
+        """Register (or update) the patient and the protocol; the session moves to pre-dose and the
+        protocol's alarm limits are applied to the monitor (``alarms``)."""
         if isinstance(protocol, str):
             protocol = load_protocol(protocol, self._clinic_dir)
         protocol = protocol or self.protocol
         if protocol is None:
             raise WorkflowError("check-in needs a protocol")
         uid = self._user_id()
+        self._check_protocol_limits(protocol)
 
         def body(db, snap, t):
             if snap.checked_in:
@@ -311,9 +316,39 @@ class SessionWorkflow:
                                            "protocol_source": protocol.source},
                         entity="patient", entity_id=saved.id)
             self._transition(db, snap, "pre_dose", t)
+            # last, so a refusal rolls the check-in back; the changes are recorded (events and
+            # audit) by the alarm log listener in the writer's next transaction
+            self.apply_protocol_limits(protocol, at_mono=t[0])
             return saved
         self.protocol = protocol
         return self._write("check in", body, need_states=("check_in", "monitoring"))
+
+    def _check_protocol_limits(self, protocol: Protocol) -> None:
+        if self.alarms is None:
+            return
+        try:
+            self.alarms.check_limits(protocol.alarm_limit_keys)
+        except KetmonitorError as exc:
+            raise WorkflowError(f"the alarm limits of protocol {protocol.name} cannot be applied"
+                                f" with this clinic's alarm settings: {exc}") from None
+
+    def apply_protocol_limits(self, protocol: Protocol | None = None, *, note: str = "",
+                              at_mono: float | None = None) -> dict:
+        """Put the protocol's alarm limits in force on the monitor; returns what changed.
+        Also used when a checked-in session is resumed after a restart (``note``)."""
+        protocol = protocol or self.protocol
+        if self.alarms is None or protocol is None or not protocol.alarm_limits:
+            return {}
+        user = self.user
+        reason = f"protocol {protocol.name}" + (f" ({note})" if note else "")
+        try:
+            return self.alarms.apply_limits(protocol.alarm_limit_keys,
+                                            user_id=user.id if user else None,
+                                            role=user.role if user else None, reason=reason,
+                                            now=at_mono)
+        except KetmonitorError as exc:
+            raise WorkflowError(f"the alarm limits of protocol {protocol.name} cannot be applied"
+                                f" with this clinic's alarm settings: {exc}") from None
 
     def patient(self) -> Patient | None:
         pid = self.snapshot.patient_id

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ketmonitor.errors import KetmonitorError
 from ketmonitor.protocols import load_protocol, load_protocols
 from ketmonitor.samples import Numeric
 from ketmonitor.scales import load_scales
@@ -55,7 +56,10 @@ class WorkflowUi(QObject):
         return dict(self._latest)
 
     def user_provider(self) -> tuple[str | None, str | None]:
-        """For the alarm UI: who acknowledges or pauses."""
+        """For the alarm UI: who acknowledges, pauses or changes limits; nobody while locked (the
+        logged-in user is locked out, not at the screen)."""
+        if self.lock is not None and self.lock.lock.locked:
+            return None, None
         user = self.workflow.user if self.workflow else None
         return (user.id, user.role) if user else (None, None)
 
@@ -80,7 +84,8 @@ class WorkflowUi(QObject):
                                                            f"{self.clinic_dir}/scales"),
                                         request_nibp=rt.request_nibp,
                                         clinic_dir=self.clinic_dir and
-                                        f"{self.clinic_dir}/protocols")
+                                        f"{self.clinic_dir}/protocols",
+                                        alarms=getattr(rt, "alarms", None))
         rt.add_listener(self.workflow.on_sample)
         self.workflow.event_listeners.append(lambda *e: self._markers.append(e))
         protocols = load_protocols(self.clinic_dir and f"{self.clinic_dir}/protocols")
@@ -89,10 +94,15 @@ class WorkflowUi(QObject):
         self.window.side_layout.addWidget(overlay)
         self.window.side_layout.addWidget(self.panel, 1)
         self.window.banner_layout.addWidget(self.panel.banner)
-        self.lock = LockController(self.auth, overlay, [self.panel, self.window.nibp_button],
+        controls = [self.panel, (self.window.nibp_button, self.window.nibp_available)]
+        self.lock = LockController(self.auth, overlay, controls,
                                    user_id=user.id, timeout_s=self.lock_timeout_s,
                                    session_id=rt.session_id, now=self.lock_clock,
                                    on_unlock=self._unlocked, parent=self)
+        alarm_ui = getattr(self.window, "alarm_ui", None)
+        if alarm_ui is not None:  # limits need an unlocked user; acknowledge stays for anyone
+            self.lock.locked_changed.connect(alarm_ui.set_locked)
+            alarm_ui.set_locked(self.lock.lock.locked)
         self.panel.lock_button.clicked.connect(self.lock.lock_now)
         self.window.closing.connect(self.lock.close)
         self.window.closing.connect(self.stop_walkthrough)
@@ -100,6 +110,11 @@ class WorkflowUi(QObject):
         self.marker_timer.setInterval(250)
         self.marker_timer.timeout.connect(self.draw_markers)
         self.marker_timer.start()
+        if self.workflow.snapshot.checked_in:  # resumed after a restart: the protocol's limits again
+            try:
+                self.workflow.apply_protocol_limits(note="session resumed")
+            except KetmonitorError as exc:
+                self.window.message_label.setText(str(exc))
         self.window.activateWindow()  # the login dialog has closed: keyboard back to the monitor
         self.ready.emit(user)
 
