@@ -22,8 +22,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .amendments import AMENDABLE, correctable, corrected
 from .audit import append_audit
 from .clock import Clock, utc_iso
+from .entry_rules import DOSE_UNITS, RATE_UNITS, ROUTES  # noqa: F401 - the UI imports them here
+from .entry_rules import check_dose, check_lot, check_rate, check_vitals
 from .errors import KetmonitorError, WorkflowError
 from .metrics import METRICS
 from .patients import Patient, get_patient, save_patient
@@ -37,9 +40,6 @@ log = logging.getLogger(__name__)
 
 STATES = ("check_in", "pre_dose", "dosing", "monitoring", "discharge", "ended")
 ACTIVE = ("pre_dose", "dosing", "monitoring", "discharge")
-ROUTES = ("iv", "im", "intranasal", "sublingual", "oral")
-DOSE_UNITS = ("mg", "mg/kg", "mcg", "mcg/kg", "ml")
-RATE_UNITS = ("mg/h", "mg/kg/h", "mg/min", "ml/h")
 QUICK_EVENTS = {
     "nausea": "Nausea",
     "vomiting": "Vomiting",
@@ -51,7 +51,6 @@ QUICK_EVENTS = {
     "restroom_end": "Back from restroom (NIBP resumed)",
     "probe_repositioned": "Probe repositioned",
 }
-AMENDABLE = ("events", "doses", "scale_entries", "check_results", "discharges", "amendments")
 SIGNED_STATUSES = ("signed", "cosigned")
 
 
@@ -368,11 +367,7 @@ class SessionWorkflow:
                   "nibp_mean": nibp_mean, "spo2": spo2, "pulse_rate": pulse_rate}
         if nibp_systolic is None or nibp_diastolic is None:
             raise WorkflowError("the baseline needs a blood pressure (systolic and diastolic)")
-        for name, value in values.items():
-            if value is not None and not METRICS[name].in_range(value):
-                raise WorkflowError(f"baseline {METRICS[name].label} {value} is not possible")
-        if nibp_diastolic >= nibp_systolic:
-            raise WorkflowError("baseline diastolic must be below systolic")
+        check_vitals(values, "baseline")
         high = self._protocol().baseline_bp_high(nibp_systolic, nibp_diastolic)
         if typed is not None:
             typed = {k for k in typed if values.get(k) is not None}
@@ -461,8 +456,7 @@ class SessionWorkflow:
                   at_mono: float | None = None) -> int:
         """A bolus, injection, intranasal device or oral/sublingual dose. Returns the dose id."""
         self._check_dose(drug, amount, unit, route)
-        if route == "intranasal" and not (lot_number or "").strip():
-            raise WorkflowError("an intranasal device needs its lot number")
+        check_lot(route, lot_number or "")
 
         def body(db, snap, t):
             index = device_index
@@ -523,24 +517,8 @@ class SessionWorkflow:
                                " 'infusion_start' ORDER BY id DESC LIMIT 1",
                                (self.session_id,)).fetchone()[0]
 
-    @staticmethod
-    def _check_dose(drug, amount, unit, route):
-        if not (drug or "").strip():
-            raise WorkflowError("the dose needs a drug name")
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount > 0:
-            raise WorkflowError(f"dose {amount!r} must be a number above 0")
-        if unit not in DOSE_UNITS:
-            raise WorkflowError(f"dose unit must be one of {', '.join(DOSE_UNITS)}")
-        if route not in ROUTES:
-            raise WorkflowError(f"route must be one of {', '.join(ROUTES)}")
-
-    @staticmethod
-    def _check_rate(rate, rate_unit, allow_zero=False):
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0 or \
-                (rate == 0 and not allow_zero):
-            raise WorkflowError(f"infusion rate {rate!r} must be a number above 0")
-        if rate_unit not in RATE_UNITS:
-            raise WorkflowError(f"rate unit must be one of {', '.join(RATE_UNITS)}")
+    _check_dose = staticmethod(check_dose)
+    _check_rate = staticmethod(check_rate)
 
     def finish_dosing(self) -> None:
         """All devices given / infusion stopped: the session moves to monitoring."""
@@ -585,11 +563,9 @@ class SessionWorkflow:
         """A blood pressure taken by hand; returns the check it fulfilled (or None)."""
         values = {"nibp_systolic": systolic, "nibp_diastolic": diastolic, "nibp_mean": mean,
                   "nibp_pulse_rate": pulse}
-        for name, value in values.items():
-            if value is not None and not METRICS[name].in_range(value):
-                raise WorkflowError(f"{METRICS[name].label} {value} is not possible")
-        if diastolic >= systolic:
-            raise WorkflowError("diastolic must be below systolic")
+        if systolic is None or diastolic is None:
+            raise WorkflowError("a blood pressure needs the systolic and the diastolic")
+        check_vitals(values)
 
         def body(db, snap, t):
             self._manual_numerics(db, t, values)
@@ -727,7 +703,9 @@ class SessionWorkflow:
 
     def amend(self, target_table: str, target_id: int | str, reason: str, changes: dict) -> int:
         """Correct an entry without overwriting it: the amendment holds the corrected values and
-        the reason, and points at the row it corrects. Scale items are re-scored."""
+        the reason, and points at the row it corrects. Only the entry's correctable fields
+        (``amendments.correctable``) may change, never who, when, the session or an id, and the
+        corrected entry must pass the original entry's checks; scale items are re-scored."""
         if target_table not in AMENDABLE:
             raise WorkflowError(f"cannot amend {target_table}; amendable: {', '.join(AMENDABLE)}")
         if not reason or not reason.strip():
@@ -742,19 +720,8 @@ class SessionWorkflow:
             if not rows or rows[0].get("session_id") != self.session_id:
                 raise WorkflowError(f"no {target_table} entry {target_id} in this session")
             row = rows[0]
-            fixed = dict(changes)
-            if target_table == "events":
-                pass  # changes apply to the event's data
-            else:
-                bad = set(fixed) - (set(row) - {"id", "session_id", "event_id", "t_mono", "t_wall"})
-                if bad:
-                    raise WorkflowError(f"{target_table} has no field(s) {', '.join(sorted(bad))}")
-            if target_table == "scale_entries" and "items" in fixed:
-                scale = self.scales[row["scale"]]
-                score = scale.score({**json.loads(row["items"]), **fixed["items"]},
-                                    fixed.get("variant", row["variant"]))
-                fixed.update(items=score.items, total=score.total, subscales=score.subscales,
-                             complete=score.complete)
+            fixed = corrected(target_table, row, changes, scales=self.scales,
+                              protocol=self.protocol)
             cur = db.conn.execute(
                 "INSERT INTO amendments (session_id, target_table, target_id, reason, changes,"
                 " t_mono, t_wall, t_utc, user_id) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -762,8 +729,8 @@ class SessionWorkflow:
                  json.dumps(fixed, sort_keys=True, default=str), t[0], t[1], utc_iso(t[1]),
                  self.user.id))
             amendment_id = cur.lastrowid
-            was = {k: row.get(k) for k in fixed if k in row} if target_table != "events" else \
-                {k: json.loads(row["data"]).get(k) for k in fixed}
+            old = json.loads(row["data"]) if target_table == "events" else row
+            was = {k: old.get(k) for k in fixed if k in old}
             self._event(db, "amendment", t, {"amendment_id": amendment_id,
                                              "target_table": target_table,
                                              "target_id": str(target_id), "reason": reason.strip(),
@@ -771,6 +738,14 @@ class SessionWorkflow:
                         entity="amendment", entity_id=amendment_id)
             return amendment_id
         return self._write("amend an entry", body, need_states=ACTIVE + ("ended",))
+
+    def correctable(self, target_table: str, target_id: int | str) -> tuple[str, ...]:
+        """The fields of an entry a correction may change (for the form's hint)."""
+        if target_table not in AMENDABLE:
+            return ()
+        rows = self.runner.run(lambda db: _rows(db, f"SELECT * FROM {target_table} WHERE id = ?",
+                                                 (target_id,)))
+        return correctable(target_table, rows[0]) if rows else ()
 
     def recent_entries(self, limit: int = 30) -> list[tuple[str, int, str]]:
         """(table, id, one-line description) of the latest correctable entries, newest first."""

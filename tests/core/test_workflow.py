@@ -370,7 +370,7 @@ def test_amendments_never_overwrite(env):
     assert was[1] == {"lot_number": "LOT-7"}
     with pytest.raises(WorkflowError, match="needs a reason"):
         wf.amend("doses", dose_id, " ", {"lot_number": "X"})
-    with pytest.raises(WorkflowError, match="has no field"):
+    with pytest.raises(WorkflowError, match="colour cannot be corrected"):
         wf.amend("doses", dose_id, "why", {"colour": "red"})
     with pytest.raises(WorkflowError, match="cannot amend users"):
         wf.amend("users", "nina", "why", {"role": "admin"})
@@ -385,6 +385,69 @@ def test_amendments_never_overwrite(env):
         writer.run(lambda db: db.conn.execute("UPDATE doses SET lot_number='X'"))
     with pytest.raises(Exception, match="append-only"):
         writer.run(lambda db: db.conn.execute("DELETE FROM scale_entries"))
+
+
+@pytest.mark.parametrize("field", ["user_id", "t_utc", "t_mono", "t_wall", "session_id", "id",
+                                   "route", "action", "device_index"])
+def test_who_when_where_and_ids_are_never_corrected(env, field):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    dose_id = give_device(wf)
+    with pytest.raises(WorkflowError, match=f"{field} cannot be corrected in a dose entry \\(dose\\)"
+                                            " \\(correctable: drug, amount, unit, lot_number\\)"):
+        wf.amend("doses", dose_id, "why", {field: "x"})
+    note = wf.add_note("resting")
+    with pytest.raises(WorkflowError, match=f"{field} cannot be corrected in a note event"):
+        wf.amend("events", note, "why", {field: "x"})
+    assert read(writer, "SELECT count(*) FROM amendments")[0][0] == 0
+
+
+@pytest.mark.parametrize("table, changes, message", [
+    ("doses", {"amount": -28}, "must be a number above 0"),
+    ("doses", {"amount": "28"}, "must be a number above 0"),
+    ("doses", {"unit": "grains"}, "dose unit must be one of"),
+    ("doses", {"lot_number": " "}, "needs its lot number"),
+    ("doses", {"drug": ""}, "needs a drug name"),
+    ("bp", {"nibp_systolic": 400}, "NIBP sys 400 is not possible"),
+    ("bp", {"nibp_diastolic": 130}, "diastolic must be below systolic"),
+    ("note", {"text": "  "}, "a note cannot be empty"),
+    ("scale", {"items": {"3": 9}}, "outside 0..4"),
+    ("scale", {"items": {"99": 1}}, "has no item 99"),
+    ("checkin", {"mrn": "MRN-9"}, "a checkin event cannot be corrected"),
+])
+def test_corrections_pass_the_original_entrys_checks(env, table, changes, message):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    wf.record_bp(128, 80)
+    ids = {"doses": give_device(wf),
+           "bp": read(writer, "SELECT id FROM events WHERE kind='bp.manual'")[0][0],
+           "note": wf.add_note("resting"),
+           "scale": wf.record_scale("cadss", {n: 1 for n in range(1, 24)})[0],
+           "checkin": read(writer, "SELECT id FROM events WHERE kind='checkin'")[0][0]}
+    target = {"bp": "events", "note": "events", "scale": "scale_entries",
+              "checkin": "events"}.get(table, table)
+    with pytest.raises(WorkflowError, match=message):
+        wf.amend(target, ids[table], "why", changes)
+    assert read(writer, "SELECT count(*) FROM amendments")[0][0] == 0
+
+
+def test_a_valid_correction_of_each_kind(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    dose_id = give_device(wf)
+    wf.record_bp(128, 80)
+    bp_event = read(writer, "SELECT id FROM events WHERE kind='bp.manual'")[0][0]
+    assert wf.correctable("events", bp_event) == ("nibp_systolic", "nibp_diastolic", "nibp_mean",
+                                                  "nibp_pulse_rate")
+    assert wf.correctable("doses", dose_id) == ("drug", "amount", "unit", "lot_number")
+    wf.amend("doses", dose_id, "second device was 28 mg, typed 82", {"amount": 28, "unit": "mg"})
+    wf.amend("events", bp_event, "read off the wrong line", {"nibp_systolic": 138})
+    rows = read(writer, "SELECT target_table, changes FROM amendments ORDER BY id")
+    assert [(t, json.loads(c)) for t, c in rows] == [
+        ("doses", {"amount": 28.0, "unit": "mg"}), ("events", {"nibp_systolic": 138.0})]
 
 
 def test_signed_session_takes_no_amendments(env):

@@ -114,6 +114,7 @@ class EventsWidget(QWidget):
         row.addWidget(self.note_button)
         layout.addLayout(row)
         layout.addWidget(heading("Correct an entry"))
+        self._fields: tuple[str, ...] = ()  # correctable fields of the selected entry
         self.entries = QComboBox()
         self.entries.currentIndexChanged.connect(self._entry_selected)
         self.changes = QLineEdit()
@@ -162,17 +163,29 @@ class EventsWidget(QWidget):
 
     def _entry_selected(self) -> None:
         data = self.entries.currentData()
-        table = data[0] if data else None
-        self.changes.setPlaceholderText({
-            "scale_entries": "corrected items, e.g. 3=4, 7=0",
-            "doses": "corrected fields, e.g. lot_number=AB12, amount=56",
-        }.get(table, "corrected text"))
+        fields = self.workflow.correctable(*data) if data else ()
+        self._fields = fields
+        if data and data[0] == "scale_entries":
+            hint = "corrected items, e.g. 3=4, 7=0"
+        elif fields in (("text",), ("text", "detail")):
+            hint = "corrected text"
+        elif fields:
+            example = {"lot_number": "lot_number=AB12", "amount": "amount=56",
+                       "nibp_systolic": "nibp_systolic=138", "rate": "rate=30"}
+            hint = "field=value: " + ", ".join(example.get(f, f) for f in fields)
+        else:
+            hint = "this entry cannot be corrected: add a note"
+        self.changes.setPlaceholderText(hint)
+        self.changes.setToolTip("Correctable: " + ", ".join(fields) if fields else hint)
 
     def parse_changes(self, table: str) -> dict:
+        """The typed correction as the changes ``amend`` takes; only the entry's correctable
+        fields (the core checks again, with the original entry's rules)."""
         text = self.changes.text().strip()
         if not text:
             raise WorkflowError("enter the corrected values")
-        if table == "events":
+        fields = self._fields
+        if table == "events" and fields in (("text",), ("text", "detail")):
             return {"text": text}
         pairs = {}
         for part in text.split(","):
@@ -185,7 +198,12 @@ class EventsWidget(QWidget):
                 return {"items": {k: int(v) for k, v in pairs.items()}}
             except ValueError:
                 raise WorkflowError("item scores must be whole numbers") from None
-        numeric = {"amount", "rate", "device_index"}
+        bad = sorted(set(pairs) - set(fields))
+        if bad:
+            raise WorkflowError(f"{', '.join(bad)} cannot be corrected here"
+                                f" (correctable: {', '.join(fields) or 'nothing'})")
+        numeric = {"amount", "rate", "nibp_systolic", "nibp_diastolic", "nibp_mean",
+                   "nibp_pulse_rate", "spo2", "pulse_rate"}
         return {k: (parse_number(v, k) if k in numeric else v) for k, v in pairs.items()}
 
     def amend(self) -> None:
