@@ -43,10 +43,21 @@ class WalkReport:
     completed: bool = False
 
 
+def dosing_span_s(protocol: Protocol) -> float:
+    """Seconds from the first to the last dose the walk-through gives (intranasal devices)."""
+    if protocol.route != "intranasal":
+        return 0.0
+    devices = (protocol.dose.get("devices") or [2])[0]
+    return (devices - 1) * protocol.dose.get("interval_min", 5) * 60.0
+
+
 def demo_minutes(protocol: Protocol, dose_at: float = 300.0) -> float:
     """Simulated minutes a demo needs to walk this protocol to its end."""
     last_check = max((c.offset_s for c in protocol.checks if c.offset_s is not None), default=0)
-    span = max(protocol.min_monitoring_min * 60, last_check) + 8 * 60
+    monitoring = protocol.min_monitoring_min * 60
+    if protocol.min_monitoring_from == "last_dose":
+        monitoring += dosing_span_s(protocol)
+    span = max(monitoring, last_check) + 8 * 60
     return math.ceil((dose_at + span) / 60)
 
 
@@ -222,8 +233,8 @@ def walk_through(workflow: SessionWorkflow, protocol: Protocol, clock: Clock, *,
             return report
         action()
 
-    # -- discharge
-    ready = first + protocol.min_monitoring_min * 60 + 60
+    # -- discharge: the minimum monitoring time counts from the last dose (or the first)
+    ready = workflow.snapshot.monitoring_start(protocol) + protocol.min_monitoring_min * 60 + 60
     if not wait_until(ready):
         return report
     workflow.begin_discharge()

@@ -2,6 +2,11 @@
 
     check_in -> pre_dose -> dosing -> monitoring -> discharge -> ended
 
+``check_in`` is "awaiting check-in": the monitor records vitals and alarms in the session from its
+start, but refuses every clinical entry until the patient is checked in. (Databases from before
+sessions were created in this state hold open sessions at ``monitoring`` with no check-in; they are
+read as awaiting check-in too.)
+
 ``SessionWorkflow`` holds a session id, a *runner* (the StoreWriter, or ``users.InlineRunner``) and
 the session clock. Every method builds a function of a sqlite_utils Database and runs it through
 ``runner.run`` inside one transaction: it re-reads the session's state from the database, refuses
@@ -26,8 +31,8 @@ from .amendments import AMENDABLE, correctable, corrected
 from .audit import append_audit
 from .clock import Clock, utc_iso
 from .entry_rules import DOSE_UNITS, RATE_UNITS, ROUTES  # noqa: F401 - the UI imports them here
-from .entry_rules import check_dose, check_lot, check_rate, check_vitals
-from .errors import KetmonitorError, WorkflowError
+from .entry_rules import check_dose, check_lot, check_rate, check_vitals, dose_deviations
+from .errors import DoseDeviationError, KetmonitorError, WorkflowError
 from .metrics import METRICS
 from .patients import Patient, get_patient, save_patient
 from .protocols import Protocol, load_protocol
@@ -78,6 +83,13 @@ class Snapshot:
     def baseline_bp_high(self) -> bool:
         return bool(self.baseline and self.baseline.get("bp_high"))
 
+    def monitoring_start(self, protocol: Protocol) -> float | None:
+        """Where the protocol's minimum monitoring time counts from: the last dose (REMS: at
+        least 2 hours after each dose) or, if the protocol says so, the first."""
+        if protocol.min_monitoring_from == "first_dose":
+            return self.first_dose_mono
+        return self.last_dose_mono
+
 
 def _rows(db, sql, params=()) -> list[dict]:
     cur = db.conn.execute(sql, params)
@@ -97,6 +109,9 @@ def read_snapshot(db, session_id: str) -> Snapshot:
     if row is None:
         raise WorkflowError(f"no session {session_id}")
     state, status, patient_id, protocol = row
+    checked_in = _last_event(db, session_id, "checkin") is not None
+    if state == "monitoring" and not checked_in:
+        state = "check_in"  # created by a monitor before sessions started awaiting check-in
     first = db.conn.execute("SELECT min(t_mono), count(*), max(t_mono) FROM doses WHERE"
                             " session_id = ? AND action IN ('dose', 'infusion_start')",
                             (session_id,)).fetchone()
@@ -113,7 +128,7 @@ def read_snapshot(db, session_id: str) -> Snapshot:
                                  (session_id,)).fetchone() is not None
     return Snapshot(
         state=state, status=status, patient_id=patient_id, protocol=protocol,
-        checked_in=_last_event(db, session_id, "checkin") is not None,
+        checked_in=checked_in,
         baseline=_last_event(db, session_id, "baseline"),
         baseline_reason=reason["reason"] if reason else None,
         checklist=_last_event(db, session_id, "checklist"),
@@ -200,6 +215,13 @@ class SessionWorkflow:
         now = self.clock.monotonic() if now is None else now
         return None if first is None else (now - first) / 60
 
+    def minutes_monitored(self, now: float | None = None) -> float | None:
+        """Minutes counted towards the protocol's minimum monitoring time (from the last dose
+        unless the protocol counts from the first); None before any dose."""
+        start = self.snapshot.monitoring_start(self.protocol) if self.protocol else None
+        now = self.clock.monotonic() if now is None else now
+        return None if start is None else (now - start) / 60
+
     # -- plumbing ------------------------------------------------------------------------------
     def set_user(self, user: User, *, handover: bool = False) -> None:
         """Change the user entries are attributed to; a handover is recorded in the session."""
@@ -264,6 +286,9 @@ class SessionWorkflow:
         def fn(db):
             snap = read_snapshot(db, self.session_id)
             if need_states is not None and snap.state not in need_states:
+                if snap.state == "check_in":
+                    raise WorkflowError(f"cannot {what} before check-in: check the patient in first"
+                                        " (vitals and alarms are recorded meanwhile)")
                 raise WorkflowError(f"cannot {what} now: the session is at {snap.state!r}"
                                     f" (allowed at {', '.join(need_states)})")
             self._collect = []
@@ -320,7 +345,7 @@ class SessionWorkflow:
             self.apply_protocol_limits(protocol, at_mono=t[0])
             return saved
         self.protocol = protocol
-        return self._write("check in", body, need_states=("check_in", "monitoring"))
+        return self._write("check in", body, need_states=("check_in",))
 
     def _check_protocol_limits(self, protocol: Protocol) -> None:
         if self.alarms is None:
@@ -435,7 +460,7 @@ class SessionWorkflow:
                 raise WorkflowError("the baseline BP is above the protocol threshold: record a"
                                     " reason to proceed")
 
-    def _insert_dose(self, db, snap, t, action: str, **cols) -> int:
+    def _insert_dose(self, db, snap, t, action: str, *, extra: dict | None = None, **cols) -> int:
         uid = self._user_id()
         self._ready_to_dose(snap)
         cols = {k: v for k, v in cols.items() if v is not None}
@@ -445,28 +470,50 @@ class SessionWorkflow:
             (self.session_id, action, t[0], t[1], utc_iso(t[1]), uid, *cols.values()))
         dose_id = cur.lastrowid
         kind = "dose" if action == "dose" else action.replace("_", ".")
-        self._event(db, kind, t, {"dose_id": dose_id, "action": action, **cols}, entity="dose",
-                    entity_id=dose_id)
+        self._event(db, kind, t, {"dose_id": dose_id, "action": action, **cols, **(extra or {})},
+                    entity="dose", entity_id=dose_id)
         if snap.state == "pre_dose":
             self._transition(db, snap, "dosing", t)
         return dose_id
 
     def give_dose(self, *, drug: str, amount: float, unit: str, route: str,
                   lot_number: str | None, device_index: int | None = None,
-                  at_mono: float | None = None) -> int:
-        """A bolus, injection, intranasal device or oral/sublingual dose. Returns the dose id."""
+                  at_mono: float | None = None, deviation_reason: str | None = None) -> int:
+        """A bolus, injection, intranasal device or oral/sublingual dose. Returns the dose id.
+
+        A dose outside the protocol's ``dose`` (a device of another size, sooner than
+        ``interval_min`` after the previous one, more than ``max_doses``, a total above
+        ``max_total``) raises DoseDeviationError unless ``deviation_reason`` says why; the
+        deviations and the reason are recorded with the dose (like a high baseline BP)."""
         self._check_dose(drug, amount, unit, route)
         check_lot(route, lot_number or "")
+        protocol = self.protocol
+        reason = (deviation_reason or "").strip()
 
         def body(db, snap, t):
+            previous = [(a, u, tm) for a, u, tm in db.conn.execute(
+                "SELECT amount, unit, t_mono FROM doses WHERE session_id = ? AND action = 'dose'"
+                " ORDER BY t_mono", (self.session_id,))]
+            weight = None
+            if snap.patient_id:
+                p = get_patient(db, snap.patient_id)
+                weight = p.weight_kg if p else None
+            deviations = dose_deviations(protocol, previous, float(amount), unit, t[0], weight) \
+                if protocol is not None else []
+            if deviations and not reason:
+                raise DoseDeviationError(
+                    "outside the protocol: " + "; ".join(deviations) +
+                    ". Giving it needs a recorded reason.", deviations)
             index = device_index
             if route == "intranasal" and index is None:
                 index = db.conn.execute("SELECT count(*) FROM doses WHERE session_id = ? AND"
                                         " action = 'dose' AND route = 'intranasal'",
                                         (self.session_id,)).fetchone()[0] + 1
-            return self._insert_dose(db, snap, t, "dose", drug=drug.strip(), amount=float(amount),
-                                     unit=unit, route=route, lot_number=(lot_number or "").strip()
-                                     or None, device_index=index)
+            extra = {"deviations": deviations, "deviation_reason": reason} if deviations else {}
+            return self._insert_dose(db, snap, t, "dose", extra=extra, drug=drug.strip(),
+                                     amount=float(amount), unit=unit, route=route,
+                                     lot_number=(lot_number or "").strip() or None,
+                                     device_index=index)
         return self._write("give a dose", body, need_states=("pre_dose", "dosing"), at_mono=at_mono)
 
     def start_infusion(self, *, drug: str, amount: float, unit: str, rate: float, rate_unit: str,
@@ -776,15 +823,22 @@ class SessionWorkflow:
 
     # -- discharge and end ---------------------------------------------------------------------
     def begin_discharge(self, early_reason: str | None = None) -> None:
-        """Monitoring -> discharge. Before the protocol's minimum monitoring time only with a reason."""
+        """Monitoring -> discharge. Before the protocol's minimum monitoring time (from the last
+        dose, or the first if the protocol says so) only with a reason."""
         protocol = self._protocol()
 
         def body(db, snap, t):
-            minutes = (t[0] - snap.first_dose_mono) / 60
+            start = snap.monitoring_start(protocol)
+            if start is None:
+                raise WorkflowError("nothing has been dosed, so there is no monitoring time to"
+                                    " count: end the session early with a reason instead")
+            minutes = (t[0] - start) / 60
+            since = "first" if protocol.min_monitoring_from == "first_dose" else "last"
             if minutes < protocol.min_monitoring_min and not (early_reason or "").strip():
                 raise WorkflowError(
                     f"only {minutes:.0f} of the {protocol.min_monitoring_min:g} minutes of"
-                    " monitoring have passed: discharge earlier needs a reason")
+                    f" monitoring after the {since} dose have passed: discharge earlier needs a"
+                    " reason")
             self._transition(db, snap, "discharge", t,
                              early_reason.strip() if minutes < protocol.min_monitoring_min
                              else None)
@@ -817,6 +871,8 @@ class SessionWorkflow:
                            if tk.check.phase == "discharge" and tk.open]
             if open_checks:
                 raise WorkflowError("before discharge, do or skip: " + "; ".join(open_checks))
+            if snap.first_dose_mono is None:
+                raise WorkflowError("nothing has been dosed: end the session early with a reason")
             minutes = (ready[0] - snap.first_dose_mono) / 60
             cur = db.conn.execute(
                 "INSERT INTO discharges (session_id, criteria, all_met, reason, ready_t_mono,"

@@ -5,54 +5,18 @@ unlocking gives back only the controls there is something behind."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
 from ketmonitor.alarms import Priority
-from ketmonitor.clock import ManualClock
-from ketmonitor.runtime import MonitorRuntime
 from ketmonitor.samples import Numeric
 from ketmonitor.store import open_db
-from ketmonitor.users import Clinic
-from tests.core.test_users import cheap_hasher
-from ui.monitor_window import MonitorWindow
-from ui.workflow import WorkflowUi
-
-SHOTS = Path(os.environ.get("KETMONITOR_SHOTS", "/tmp/wt-wf-shots"))
-
-
-def shot(widget, name: str) -> None:
-    """Save what the widget looks like (for a person to look at; never asserted on)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    widget.grab().save(str(SHOTS / f"{name}.png"))
-
+from tests.ui.conftest import shot
 
 @pytest.fixture
-def locked_bedside(qtbot, db_path):
-    """A logged-in nurse at a monitor with no blood-pressure device, SpO2 fed by hand."""
-    clock = ManualClock(0.0)
-    rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
-    rt.start()
-    window = MonitorWindow(rt)
-    qtbot.addWidget(window)
-    window.resize(1500, 900)
-    window.show()
-    window.start()
-    lock_time = [0.0]
-    wui = WorkflowUi(window, rt, hasher=cheap_hasher(), lock_timeout_s=300,
-                     lock_clock=lambda: lock_time[0])
-    window.alarm_ui.controller.user = wui.user_provider
-    admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
-    nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
-                                 must_change=False)
-    wui.start_session(nurse)
-    yield window, rt, clock, wui, lock_time
-    wui.lock.close()
-    window.close()
-    rt.stop()
+def locked_bedside(nurse_bedside):
+    return nurse_bedside
 
 
 def desaturate(rt, clock, value=81, seconds=7):

@@ -21,7 +21,7 @@ from .common import FORM_STYLE, ErrorLabel, attempt, heading, parse_number
 from .forms import CheckInForm, DischargeForm, DoseForm, PreDoseForm
 from .scale_entry import ScaleEntryWidget
 
-STATE_TITLES = {"check_in": "Check-in", "pre_dose": "Before the dose", "dosing": "Dosing",
+STATE_TITLES = {"check_in": "Awaiting check-in", "pre_dose": "Before the dose", "dosing": "Dosing",
                 "monitoring": "Monitoring", "discharge": "Discharge", "ended": "Session ended"}
 TASK_COLOURS = {OVERDUE: theme.ALARM_COLOURS["medium"], DUE: theme.ALARM_COLOURS["low"],
                 DONE: theme.DIM, SKIPPED: theme.DIM}
