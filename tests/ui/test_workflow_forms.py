@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from PySide6.QtCore import Qt
 
 from ketmonitor.patients import Patient
@@ -98,3 +100,37 @@ def test_the_panel_says_the_session_awaits_check_in(nurse_bedside, qtbot):
     assert "before check-in: check the patient in first" in panel.task_error.text()
     panel.tabs.setCurrentIndex(3)
     shot(panel, "awaiting-check-in-tasks")
+
+
+def test_a_clinic_folder_with_only_protocols_works(qtbot, db_path, tmp_path):
+    from ketmonitor.clock import ManualClock
+    from ketmonitor.errors import ConfigError
+    from ketmonitor.protocols import BUILTIN_DIR
+    from ketmonitor.runtime import MonitorRuntime
+    from ketmonitor.users import Clinic
+    from tests.core.test_users import cheap_hasher
+    from ui.monitor_window import MonitorWindow
+    from ui.workflow import WorkflowUi
+
+    clinic = tmp_path / "clinic"
+    (clinic / "protocols").mkdir(parents=True)  # no scales/ subfolder
+    data = json.loads((BUILTIN_DIR / "im-injection.json").read_text())
+    data.update(name="im-north", title="IM, North clinic")
+    (clinic / "protocols" / "im-north.json").write_text(json.dumps(data))
+    rt = MonitorRuntime(db_path, [], clock=ManualClock(0.0), t0=0.0, commit_interval=0.05)
+    rt.start()
+    window = MonitorWindow(rt)
+    qtbot.addWidget(window)
+    try:
+        with pytest.raises(ConfigError, match="clinic folder .*nowhere does not exist"):
+            WorkflowUi(window, rt, clinic_dir=tmp_path / "nowhere")
+        wui = WorkflowUi(window, rt, clinic_dir=clinic, hasher=cheap_hasher())
+        admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
+        nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
+                                     must_change=False)
+        wui.start_session(nurse)
+        assert "im-north" in wui.panel.protocols and "cadss" in wui.workflow.scales
+        wui.lock.close()
+    finally:
+        window.close()
+        rt.stop()

@@ -12,10 +12,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ketmonitor.errors import KetmonitorError
+from ketmonitor.errors import ConfigError, KetmonitorError
 from ketmonitor.protocols import load_protocol, load_protocols
 from ketmonitor.samples import Numeric
 from ketmonitor.scales import load_scales
@@ -34,6 +35,8 @@ class WorkflowUi(QObject):
                  hasher=None, lock_clock: Callable[[], float] = time.monotonic, parent=None):
         super().__init__(parent or window)
         self.window, self.runtime = window, runtime
+        if clinic_dir is not None and not Path(clinic_dir).is_dir():
+            raise ConfigError(f"clinic folder {clinic_dir} does not exist")
         self.clinic_dir = clinic_dir
         self.lock_timeout_s, self.lock_clock = lock_timeout_s, lock_clock
         self.auth = Authenticator(runtime.writer, hasher=hasher)
@@ -47,6 +50,14 @@ class WorkflowUi(QObject):
         self._walk_stop = threading.Event()
         self.walk_report = None
         runtime.add_listener(self._remember)
+
+    def clinic_sub(self, name: str) -> str | None:
+        """The clinic folder's ``scales`` or ``protocols`` subfolder, None when it has none (a
+        clinic may override only its protocols, only its scales, or neither)."""
+        if self.clinic_dir is None:
+            return None
+        sub = Path(self.clinic_dir) / name
+        return str(sub) if sub.is_dir() else None
 
     def _remember(self, sample) -> None:  # any thread: plain dict assignment
         if isinstance(sample, Numeric) and sample.value is not None:
@@ -80,15 +91,13 @@ class WorkflowUi(QObject):
     def start_session(self, user) -> None:
         rt = self.runtime
         self.workflow = SessionWorkflow(rt.writer, rt.session_id, rt.clock, user=user,
-                                        scales=load_scales(self.clinic_dir and
-                                                           f"{self.clinic_dir}/scales"),
+                                        scales=load_scales(self.clinic_sub("scales")),
                                         request_nibp=rt.request_nibp,
-                                        clinic_dir=self.clinic_dir and
-                                        f"{self.clinic_dir}/protocols",
+                                        clinic_dir=self.clinic_sub("protocols"),
                                         alarms=getattr(rt, "alarms", None))
         rt.add_listener(self.workflow.on_sample)
         self.workflow.event_listeners.append(lambda *e: self._markers.append(e))
-        protocols = load_protocols(self.clinic_dir and f"{self.clinic_dir}/protocols")
+        protocols = load_protocols(self.clinic_sub("protocols"))
         self.panel = WorkflowPanel(self.workflow, protocols, latest=self.latest)
         overlay = LockOverlay()
         self.window.side_layout.addWidget(overlay)
@@ -142,7 +151,7 @@ class WorkflowUi(QObject):
         panel follows along (the GUI demo's walk-through for a person to watch or join)."""
         from ketmonitor.demo_walkthrough import walk_through
 
-        protocol = load_protocol(protocol_name, self.clinic_dir and f"{self.clinic_dir}/protocols")
+        protocol = load_protocol(protocol_name, self.clinic_sub("protocols"))
 
         def run():
             self.walk_report = walk_through(self.workflow, protocol, self.runtime.clock,
