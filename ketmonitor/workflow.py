@@ -745,8 +745,12 @@ class SessionWorkflow:
     def add_note(self, text: str, *, at_mono: float | None = None) -> int:
         if not text or not text.strip():
             raise WorkflowError("a note cannot be empty")
-        return self._write("add a note", lambda db, snap, t: self._event(
-            db, "note", t, {"text": text.strip()}), need_states=ACTIVE + ("ended",), at_mono=at_mono)
+
+        def body(db, snap, t):
+            if snap.status in SIGNED_STATUSES:  # a row added now would not be in the record
+                raise WorkflowError("the session is signed: add an addendum instead")
+            return self._event(db, "note", t, {"text": text.strip()})
+        return self._write("add a note", body, need_states=ACTIVE + ("ended",), at_mono=at_mono)
 
     def amend(self, target_table: str, target_id: int | str, reason: str, changes: dict) -> int:
         """Correct an entry without overwriting it: the amendment holds the corrected values and

@@ -62,6 +62,7 @@ class _Episode:
     acknowledged: bool = False
     latched: bool = False
     silenced_value: float | None = None  # the value when it was acknowledged or paused
+    raised: dict | None = None  # the alarm.raised event's data, for a new session's log
 
 
 @dataclass
@@ -399,6 +400,20 @@ class AlarmEngine:
         return {k: {n: (getattr(o, "value", o), getattr(v, "value", v)) for n, (o, v) in d.items()}
                 for k, d in diff.items()}
 
+    def replay_active(self) -> int:
+        """Emit ``alarm.raised`` again (with ``carried_over: true`` and the original start) for
+        every alarm active now: when the monitor starts recording a new session, its alarm log
+        then holds the alarms already on, and their ends. Returns how many."""
+        with self._lock:
+            for ep in self._visible.values():
+                if ep.end_mono is None and ep.raised is not None:
+                    self._outbox.append(SessionEvent(
+                        "alarm.raised", ep.start_mono, ep.start_wall,
+                        {**ep.raised, "carried_over": True, "acknowledged": ep.acknowledged}))
+            n = len(self._outbox)
+        self._drain()
+        return n
+
     def limit_defaults(self) -> dict[str, float]:
         with self._lock:
             return dict(self._defaults)
@@ -568,12 +583,13 @@ class AlarmEngine:
         self._visible[ep.uid] = ep
         limits = {s.key: s.limit for s in self.config.specs.values()
                   if spec.metric and s.metric == spec.metric}
-        self._event("alarm.raised", now, {
+        ep.raised = {
             "alarm_id": ep.uid, "condition": spec.key, "label": spec.label, "kind": spec.kind,
             "priority": spec.priority.value, "source": track.source or None, "metric": spec.metric,
             "direction": spec.direction, "limit": spec.limit, "hysteresis": spec.hysteresis,
             "delay_s": spec.delay_s, "value": track.value, "limits": limits,
-            "message": track.message, "onset_mono": track.onset})
+            "message": track.message, "onset_mono": track.onset}
+        self._event("alarm.raised", now, dict(ep.raised))
 
     def _end(self, track: _Track, now: float) -> None:
         ep, track.episode = track.episode, None

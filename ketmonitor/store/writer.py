@@ -107,6 +107,10 @@ class StoreWriter:
         """Return when everything queued before this call is committed."""
         self.run(lambda db: None, timeout)
 
+    def heartbeat(self, session_id: str) -> None:
+        """Keep ``last_seen_utc`` of ``session_id`` current while samples are written."""
+        self._heartbeat_sessions.add(session_id)
+
     def end_heartbeat(self, session_id: str) -> None:
         self._heartbeat_sessions.discard(session_id)
 

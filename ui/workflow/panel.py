@@ -20,6 +20,7 @@ from .. import theme
 from .common import FORM_STYLE, ErrorLabel, attempt, heading, parse_number
 from .forms import CheckInForm, DischargeForm, DoseForm, PreDoseForm
 from .scale_entry import ScaleEntryWidget
+from .sign import SessionEndForm
 
 STATE_TITLES = {"check_in": "Awaiting check-in", "pre_dose": "Before the dose", "dosing": "Dosing",
                 "monitoring": "Monitoring", "discharge": "Discharge", "ended": "Session ended"}
@@ -223,13 +224,15 @@ class WorkflowPanel(QWidget):
     """Tabs: the current step's form, the scales, events and notes, the task list."""
 
     def __init__(self, workflow: SessionWorkflow, protocols: dict, *,
-                 latest: Callable[[], dict] = dict, parent=None):
+                 latest: Callable[[], dict] = dict,
+                 next_patient: Callable[[], None] | None = None, parent=None):
         super().__init__(parent)
         self.setObjectName("workflowPanel")
         self.setStyleSheet(FORM_STYLE)
         self.setMinimumWidth(420)
         self.setMaximumWidth(560)  # the vitals keep most of the screen
         self.workflow, self.protocols, self.latest = workflow, protocols, latest
+        self.next_patient = next_patient
         self._dirty = True
         self._shown_state: str | None = None
         layout = QVBoxLayout(self)
@@ -311,7 +314,7 @@ class WorkflowPanel(QWidget):
                     "pre_dose": lambda: PreDoseForm(wf, self.latest),
                     "dose": lambda: DoseForm(wf),
                     "discharge": lambda: DischargeForm(wf),
-                    "ended": lambda: heading("Session ended. Sign it from the review screen.")}[key]
+                    "ended": lambda: SessionEndForm(wf, next_patient=self.next_patient)}[key]
             self.forms[key] = make()
             self.step.addWidget(self.forms[key])
         return self.forms[key]

@@ -23,6 +23,7 @@ from ketmonitor.scales import load_scales
 from ketmonitor.users import Authenticator
 from ketmonitor.workflow import SessionWorkflow
 
+from .. import theme
 from .lock import LockController, LockOverlay
 from .login import FirstStartDialog, LoginDialog
 from .panel import WorkflowPanel
@@ -49,6 +50,8 @@ class WorkflowUi(QObject):
         self._walk: threading.Thread | None = None
         self._walk_stop = threading.Event()
         self.walk_report = None
+        self._end_lock = threading.Lock()
+        self._ended: set[str] = set()  # sessions whose end made the monitor record a new one
         runtime.add_listener(self._remember)
 
     def clinic_sub(self, name: str) -> str | None:
@@ -88,7 +91,8 @@ class WorkflowUi(QObject):
         self.dialog.accepted.connect(lambda: self.start_session(self.dialog.user))
         self.dialog.open()
 
-    def start_session(self, user) -> None:
+    def _open_workflow(self, user) -> None:
+        """The workflow and panel of the runtime's current session."""
         rt = self.runtime
         self.workflow = SessionWorkflow(rt.writer, rt.session_id, rt.clock, user=user,
                                         scales=load_scales(self.clinic_sub("scales")),
@@ -96,13 +100,21 @@ class WorkflowUi(QObject):
                                         clinic_dir=self.clinic_sub("protocols"),
                                         alarms=getattr(rt, "alarms", None))
         rt.add_listener(self.workflow.on_sample)
+        workflow = self.workflow
         self.workflow.event_listeners.append(lambda *e: self._markers.append(e))
+        self.workflow.event_listeners.append(
+            lambda kind, t, data: self._maybe_ended(workflow, kind, data))
         protocols = load_protocols(self.clinic_sub("protocols"))
-        self.panel = WorkflowPanel(self.workflow, protocols, latest=self.latest)
-        overlay = LockOverlay()
-        self.window.side_layout.addWidget(overlay)
+        self.panel = WorkflowPanel(self.workflow, protocols, latest=self.latest,
+                                   next_patient=self.next_patient)
         self.window.side_layout.addWidget(self.panel, 1)
         self.window.banner_layout.addWidget(self.panel.banner)
+
+    def start_session(self, user) -> None:
+        rt = self.runtime
+        overlay = LockOverlay()
+        self.window.side_layout.addWidget(overlay)
+        self._open_workflow(user)
         controls = [self.panel, (self.window.nibp_button, self.window.nibp_available)]
         self.lock = LockController(self.auth, overlay, controls,
                                    user_id=user.id, timeout_s=self.lock_timeout_s,
@@ -115,6 +127,7 @@ class WorkflowUi(QObject):
         self.panel.lock_button.clicked.connect(self.lock.lock_now)
         self.window.closing.connect(self.lock.close)
         self.window.closing.connect(self.stop_walkthrough)
+        self.window.closing.connect(self._close_signing)
         self.marker_timer = QTimer(self)
         self.marker_timer.setInterval(250)
         self.marker_timer.timeout.connect(self.draw_markers)
@@ -126,6 +139,51 @@ class WorkflowUi(QObject):
                 self.window.message_label.setText(str(exc))
         self.window.activateWindow()  # the login dialog has closed: keyboard back to the monitor
         self.ready.emit(user)
+
+    # -- the end of a session, and the next ------------------------------------------------------
+    def _maybe_ended(self, workflow, kind: str, data: dict) -> None:
+        """Any thread: once the session has ended, the monitor records into a new session, so the
+        ended one's rows stay what its signed record holds."""
+        if kind != "workflow.state" or data.get("to") != "ended":
+            return
+        with self._end_lock:
+            if workflow.session_id in self._ended:
+                return
+            self._ended.add(workflow.session_id)
+        if self.runtime.session_id == workflow.session_id:
+            user = workflow.user
+            self.runtime.next_session(user_id=user.id if user else None)
+
+    def next_patient(self) -> None:
+        """A new workflow and panel on the session the monitor records into now (main thread)."""
+        old_wf, old_panel = self.workflow, self.panel
+        if old_wf.state != "ended":
+            return
+        if self.runtime.session_id == old_wf.session_id:  # not rolled over yet (e.g. a crash)
+            self._maybe_ended(old_wf, "workflow.state", {"to": "ended"})
+        self.runtime.dispatcher.remove_listener(old_wf.on_sample)
+        end_form = old_panel.forms.get("ended")
+        if end_form is not None:
+            end_form.close_down()
+        old_panel.timer.stop()
+        self.window.side_layout.removeWidget(old_panel)
+        self.window.banner_layout.removeWidget(old_panel.banner)
+        old_panel.banner.hide()
+        old_panel.hide()
+        old_panel.banner.deleteLater()
+        old_panel.deleteLater()
+        self._open_workflow(old_wf.user)
+        self.lock.controls[0] = self.panel
+        self.lock.session_id = self.runtime.session_id
+        self.panel.lock_button.clicked.connect(self.lock.lock_now)
+        self.window.dose_mono = None  # the "since dose" clock is the patient's
+        self.window.dose_label.setText("no dose yet")
+        self.window.dose_label.setStyleSheet(f"color: {theme.DIM};")
+
+    def _close_signing(self) -> None:
+        form = self.panel.forms.get("ended") if self.panel is not None else None
+        if form is not None:
+            form.close_down()
 
     def _unlocked(self, result) -> None:
         if result.handover and result.user is not None:
