@@ -141,3 +141,12 @@ def test_a_protocol_sets_the_desaturation_limit(tmp_path):
     assert p.alarm_limits["spo2"] == {"low": 92, "desat": 88}
     assert {k: v for k, v in p.alarm_limit_keys.items() if k.startswith("spo2")} == {
         "spo2_low": 92, "spo2_desat": 88}
+
+
+def test_discharge_criteria_name_no_moaas_score_that_depends_on_the_variant():
+    # MOAA/S 5 is "alert" on the 0-5 form but not on the 1-6 one: say what is meant instead
+    import re
+
+    for p in PROTOCOLS.values():
+        for c in p.discharge_criteria:
+            assert not re.search(r"MOAA/S\s*\d", c.label), (p.name, c.label)

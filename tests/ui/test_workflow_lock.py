@@ -45,6 +45,7 @@ def test_alarm_banner_and_sound_survive_the_lock(locked_bedside, qtbot):
     desaturate(rt, clock, 80, 3)  # time and samples go on while locked
     qtbot.waitUntil(lambda: "80" in ui.banner.text.text(), timeout=3000)
     window.frame(window.queue.drain())
+    qtbot.wait(100)  # let the layouts settle before the picture
     shot(window, "locked-with-desaturation")
     assert ui.banner.isVisible() and ui.banner.priority == "high"
     assert ui.banner.text.text() == "SpO2 desaturation 80 (< 85)"
@@ -128,3 +129,27 @@ def test_unlocking_leaves_start_nibp_off_without_a_blood_pressure_device(locked_
     qtbot.mouseClick(wui.lock.overlay.button, Qt.LeftButton)
     assert not wui.lock.lock.locked and wui.panel.isEnabled()
     assert not window.nibp_button.isEnabled()
+
+
+def test_a_changed_limit_is_shown_on_tile_banner_and_dialog(locked_bedside, qtbot):
+    window, rt, clock, wui, lock_time = locked_bedside
+    ui = window.alarm_ui
+    dlg = ui.open_limits()
+    qtbot.addWidget(dlg)
+    spin = dlg.editors["spo2_low"]["limit"]
+    assert (spin.minimum(), spin.maximum()) == (80, 99)  # the clinic's range
+    spin.setValue(92)
+    assert "changed" in dlg.default_items["spo2_low"].text()
+    shot(dlg, "limits-dialog-changed")
+    dlg.apply()
+    desaturate(rt, clock, 91, 12)
+    def low():
+        return [a for a in ui.controller.snapshot.alarms if a.condition == "spo2_low"]
+    qtbot.waitUntil(lambda: bool(low()), timeout=3000)
+    assert low()[0].text == "SpO2 low 91 (< 92, default 90)"  # the banner line of that alarm
+    tile = window.tiles["spo2"]
+    qtbot.waitUntil(lambda: tile.limit_note.isVisible(), timeout=3000)
+    assert tile.limit_note.text() == "Limit changed: SpO2 low < 92 (default 90)"
+    window.frame(window.queue.drain())
+    qtbot.wait(100)  # let the layouts settle before the picture
+    shot(window, "limit-changed-tile-and-banner")

@@ -22,6 +22,13 @@ from ketmonitor.metrics import metric as metric_info
 from .. import theme
 
 COLUMNS = ("Alarm", "Limit", "Default", "May be set to", "Priority", "Delay s", "Hysteresis")
+# the monitor's dark theme, so text the window's style sheet makes light stays readable
+STYLE = f"""
+QDialog {{ background: {theme.PANEL}; color: {theme.TEXT}; }}
+QTableWidget {{ background: #161b21; color: {theme.TEXT}; gridline-color: {theme.GRID}; }}
+QHeaderView::section {{ background: #20262e; color: {theme.TEXT}; padding: 4px;
+                        border: 1px solid {theme.GRID}; }}
+"""
 LIMIT_COL, DEFAULT_COL, RANGE_COL, PRIORITY_COL, DELAY_COL, HYST_COL = range(1, 7)
 PRIORITIES = ("high", "medium", "low")
 
@@ -40,6 +47,7 @@ class AlarmLimitsDialog(QDialog):
     def __init__(self, engine: AlarmEngine, user_id: str | None, role: str | None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Alarm limits")
+        self.setStyleSheet(STYLE)
         self.engine, self.user_id, self.role = engine, user_id, role
         s = engine.config.settings
         self.can_limits = bool(user_id) and role in s.limit_roles
@@ -85,6 +93,8 @@ class AlarmLimitsDialog(QDialog):
             if spec.kind == LIMIT:
                 self._mark(spec.key)
         self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(DEFAULT_COL, max(self.table.columnWidth(DEFAULT_COL), 110))
+        self.table.setColumnWidth(LIMIT_COL, max(self.table.columnWidth(LIMIT_COL), 80))
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         if not user_id:
             why = "Sign in to change alarm limits."
@@ -95,6 +105,7 @@ class AlarmLimitsDialog(QDialog):
         else:
             why = ""
         self.info = QLabel(why)
+        self.info.setWordWrap(True)
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.setStyleSheet(f"color: {theme.ALARM_COLOURS['high']};")
@@ -106,7 +117,7 @@ class AlarmLimitsDialog(QDialog):
         lay.addWidget(self.info)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        self.resize(900, 600)
+        self.resize(980, 600)
 
     def pending_changes(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
@@ -133,8 +144,11 @@ class AlarmLimitsDialog(QDialog):
             return
         changed = key in self.changed_from_default()
         default = self.engine.limit_defaults().get(key)
-        item.setText(f"{default:g} - changed" if changed else f"{default:g}")
-        item.setForeground(QColor(theme.ALARM_COLOURS["medium"] if changed else theme.TEXT))
+        item.setText(f"{default:g} (changed)" if changed else f"{default:g}")
+        item.setForeground(QColor(theme.ALARM_COLOURS["medium"] if changed else theme.DIM))
+        font = item.font()
+        font.setBold(changed)
+        item.setFont(font)
 
     def apply(self) -> None:
         """Apply every change as one set (a low and a high limit may move past each other); an
