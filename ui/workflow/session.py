@@ -127,7 +127,7 @@ class WorkflowUi(QObject):
         self.panel.lock_button.clicked.connect(self.lock.lock_now)
         self.window.closing.connect(self.lock.close)
         self.window.closing.connect(self.stop_walkthrough)
-        self.window.closing.connect(self._close_signing)
+        self.window.closing.connect(self._shutdown)
         self.marker_timer = QTimer(self)
         self.marker_timer.setInterval(250)
         self.marker_timer.timeout.connect(self.draw_markers)
@@ -180,10 +180,14 @@ class WorkflowUi(QObject):
         self.window.dose_label.setText("no dose yet")
         self.window.dose_label.setStyleSheet(f"color: {theme.DIM};")
 
-    def _close_signing(self) -> None:
-        form = self.panel.forms.get("ended") if self.panel is not None else None
-        if form is not None:
-            form.close_down()
+    def _shutdown(self) -> None:
+        """The window is closing (the runtime stops next): no timer may reach the store again."""
+        self.marker_timer.stop()
+        if self.panel is not None:
+            self.panel.timer.stop()
+            form = self.panel.forms.get("ended")
+            if form is not None:
+                form.close_down()
 
     def _unlocked(self, result) -> None:
         if result.handover and result.user is not None:
