@@ -15,14 +15,18 @@ from tests.core.test_users import cheap_hasher
 from ui.monitor_window import MonitorWindow
 from ui.workflow import WorkflowUi
 
-SHOTS = Path(os.environ.get("KETMONITOR_SHOTS", "/tmp/wt-wf-shots"))
+SHOTS = os.environ.get("KETMONITOR_SHOTS")  # a folder: the tests save what they show there
 NURSE_PASSWORD = "Nurse-pass-2026"
 
 
-def shot(widget, name: str) -> Path:
-    """Save what the widget looks like (never asserted on: for a person to look at)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+def shot(widget, name: str) -> Path | None:
+    """Save what the widget looks like when KETMONITOR_SHOTS names a folder (never asserted on:
+    for a person to look at, e.g. KETMONITOR_SHOTS=/tmp/shots pytest tests/ui)."""
+    if not SHOTS:
+        return None
+    folder = Path(SHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     widget.grab().save(str(path))
     return path
 
