@@ -43,10 +43,21 @@ class WalkReport:
     completed: bool = False
 
 
+def dosing_span_s(protocol: Protocol) -> float:
+    """Seconds from the first to the last dose the walk-through gives (intranasal devices)."""
+    if protocol.route != "intranasal":
+        return 0.0
+    devices = (protocol.dose.get("devices") or [2])[0]
+    return (devices - 1) * protocol.dose.get("interval_min", 5) * 60.0
+
+
 def demo_minutes(protocol: Protocol, dose_at: float = 300.0) -> float:
     """Simulated minutes a demo needs to walk this protocol to its end."""
     last_check = max((c.offset_s for c in protocol.checks if c.offset_s is not None), default=0)
-    span = max(protocol.min_monitoring_min * 60, last_check) + 8 * 60
+    monitoring = protocol.min_monitoring_min * 60
+    if protocol.min_monitoring_from == "last_dose":
+        monitoring += dosing_span_s(protocol)
+    span = max(monitoring, last_check) + 8 * 60
     return math.ceil((dose_at + span) / 60)
 
 
@@ -159,10 +170,13 @@ def walk_through(workflow: SessionWorkflow, protocol: Protocol, clock: Clock, *,
     if protocol.route == "intranasal":
         devices = (dose.get("devices") or [2])[0]
         for i in range(devices):
-            if not wait_until(t0 + dose_at + i * dose.get("interval_min", 5) * 60):
+            planned = t0 + dose_at + i * dose.get("interval_min", 5) * 60
+            if not wait_until(planned):
                 return report
+            # timed as planned: a fast simulation may reach this a few simulated minutes late,
+            # which would put the devices closer together than the protocol allows
             workflow.give_dose(drug=drug, amount=dose.get("amount") or 28, unit="mg",
-                               route="intranasal", lot_number=DEMO_LOT)
+                               route="intranasal", lot_number=DEMO_LOT, at_mono=planned)
             step(f"device {i + 1}: {drug} {dose.get('amount') or 28:g} mg, lot {DEMO_LOT}")
     elif dose.get("infusion_min"):
         per_kg = dose.get("amount") or 0.5
@@ -224,8 +238,8 @@ def walk_through(workflow: SessionWorkflow, protocol: Protocol, clock: Clock, *,
             return report
         action()
 
-    # -- discharge
-    ready = first + protocol.min_monitoring_min * 60 + 60
+    # -- discharge: the minimum monitoring time counts from the last dose (or the first)
+    ready = workflow.snapshot.monitoring_start(protocol) + protocol.min_monitoring_min * 60 + 60
     if not wait_until(ready):
         return report
     workflow.begin_discharge()
@@ -240,6 +254,8 @@ def walk_through(workflow: SessionWorkflow, protocol: Protocol, clock: Clock, *,
                 end = clock.monotonic() + MANUAL_BP_AFTER_S
                 while clock.monotonic() < end and any(
                         t.id == check.id and t.open for t in workflow.tasks()):
+                    if not clock.reachable(clock.monotonic() + 5):
+                        break  # the simulation's time ends first: taken by hand below
                     if not clock.sleep_until(clock.monotonic() + 5, stop):
                         return report  # the result arrives through workflow.on_sample
             if any(t.id == check.id and t.open for t in workflow.tasks()):
@@ -263,7 +279,8 @@ def run_walkthrough(runtime, protocol: Protocol, clock: Clock, *, seed: int = 1,
     requested from its NIBP device, device BPs matched to their checks."""
     user = demo_user(runtime.writer, clock)
     workflow = SessionWorkflow(runtime.writer, runtime.session_id, clock, user=user,
-                               protocol=protocol, request_nibp=runtime.request_nibp)
+                               protocol=protocol, request_nibp=runtime.request_nibp,
+                               alarms=getattr(runtime, "alarms", None))
     runtime.add_listener(workflow.on_sample)
     return walk_through(workflow, protocol, clock, t0=runtime.t0 or 0.0, dose_at=dose_at,
                         seed=seed, stop=stop, on_step=on_step)

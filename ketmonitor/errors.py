@@ -29,6 +29,15 @@ class WorkflowError(KetmonitorError):
     """A clinical step was attempted out of order or without what it needs."""
 
 
+class DoseDeviationError(WorkflowError):
+    """A dose outside the protocol (too soon, too many, too much): giving it needs a reason.
+    ``deviations`` lists each departure in words."""
+
+    def __init__(self, message: str, deviations: list[str]):
+        super().__init__(message)
+        self.deviations = list(deviations)
+
+
 class AuthError(KetmonitorError):
     """Login, lockout, password or permission failure."""
 

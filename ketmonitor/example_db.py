@@ -193,7 +193,7 @@ def _run_session(path: Path, spec: ExampleSession, speed: float,
     session_id = runtime.start()
     try:
         workflow = SessionWorkflow(runtime.writer, session_id, clock, user=nurse, protocol=protocol,
-                                   request_nibp=runtime.request_nibp)
+                                   request_nibp=runtime.request_nibp, alarms=runtime.alarms)
         runtime.add_listener(workflow.on_sample)
         patient = replace(demo_patient(spec.seed), name=f"Example Patient {spec.day} (simulated)")
         notes = list(spec.notes)

@@ -3,9 +3,12 @@ clinic folder (a clinic file with the same ``name`` replaces the shipped one).
 
 A protocol sets the dose defaults, the scheduled checks (BP and rating scales, before the dose, at
 minutes after the first dose, before discharge), alarm-limit defaults (``{metric: {"low", "high"}}``,
-the form the alarm engine takes), the baseline BP threshold, the minimum monitoring time, the
-pre-dose checklist and the discharge criteria. Bad files are rejected with a ConfigError naming the
-file and the field.
+the form the alarm engine takes; SpO2 also ``"desat"``, the high-priority desaturation limit), the
+baseline BP threshold, the minimum monitoring time, the pre-dose checklist and the discharge
+criteria. Alarm limits are checked when the file is loaded exactly as the alarm engine would apply
+them (the metric's range, the default range each limit may be set to, low below high, desaturation
+at or below SpO2 low), so a protocol whose limits cannot be applied never reaches a check-in. Bad
+files are rejected with a ConfigError naming the file and the field.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .alarms.conditions import DEFAULT_SPECS, AlarmConfig, limit_keys, with_field
 from .errors import ConfigError
 from .metrics import METRICS
 
@@ -66,11 +70,18 @@ class Protocol:
     min_monitoring_min: float
     pre_dose_checklist: tuple[Item, ...]
     discharge_criteria: tuple[Item, ...]
+    # the minimum monitoring time counts from the last dose (REMS: at least 2 h after each dose)
+    min_monitoring_from: str = "last_dose"  # or "first_dose"
     check_tolerance_min: float = 5.0  # a timed check is overdue this long after its time
     check_lead_min: float = 2.0  # and shown as due this long before
     description: str = ""
     source: str = ""  # the file it came from
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def alarm_limit_keys(self) -> dict[str, float]:
+        """The alarm limits as ``{condition: limit}`` (what ``AlarmEngine.apply_limits`` takes)."""
+        return limit_keys(self.alarm_limits)
 
     def checks_in(self, phase: str) -> list[Check]:
         return [c for c in self.checks if c.phase == phase]
@@ -192,17 +203,30 @@ def _alarm_limits(r: _Reader, data: dict) -> dict:
         where = f"alarm_limits.{metric}"
         if metric not in METRICS:
             r.fail(where, f"unknown metric; known: {', '.join(sorted(METRICS))}")
-        if not isinstance(lim, dict) or not lim or set(lim) - {"low", "high"}:
-            r.fail(where, "must be an object with 'low' and/or 'high'")
-        low = r.get(lim, "low", float, where, required=False)
-        high = r.get(lim, "high", float, where, required=False)
+        sides = [k[len(metric) + 1:] for k, spec in DEFAULT_SPECS.items() if spec.metric == metric]
+        if not sides:
+            r.fail(where, f"{metric} has no limit alarms")
+        if not isinstance(lim, dict) or not lim or set(lim) - set(sides):
+            r.fail(where, f"must be an object with {' and/or '.join(repr(s) for s in sides)}")
+        values = {side: r.get(lim, side, float, where, required=False) for side in sides}
+        values = {k: v for k, v in values.items() if v is not None}
         m = METRICS[metric]
-        for name, value in (("low", low), ("high", high)):
-            if value is not None and not m.in_range(value):
+        for name, value in values.items():
+            if not m.in_range(value):
                 r.fail(f"{where}.{name}", f"{value:g} is outside {m.low:g}-{m.high:g} {m.unit}")
+            key = f"{metric}_{name}"
+            try:  # the range a limit may be set to, as the alarm engine will judge it
+                with_field(DEFAULT_SPECS[key], "limit", value)
+            except ConfigError as exc:
+                r.fail(f"{where}.{name}", str(exc))
+        low, high = values.get("low"), values.get("high")
         if low is not None and high is not None and low >= high:
             r.fail(where, f"low {low:g} must be below high {high:g}")
-        out[metric] = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
+        out[metric] = values
+    try:  # the set as a whole, laid over the default limits (desaturation <= SpO2 low, ...)
+        AlarmConfig.from_dict({"limits": out})
+    except ConfigError as exc:
+        r.fail("alarm_limits", str(exc))
     return out
 
 
@@ -226,6 +250,21 @@ def parse_protocol(data, path: Path | str = "<protocol>", *,
         if amount <= 0:
             r.fail("dose.amount", "must be more than 0")
     r.get(dose, "unit", str, "dose")
+    # limits a dose outside of needs a recorded reason (SessionWorkflow.give_dose)
+    if "interval_min" in dose:
+        interval = r.get(dose, "interval_min", float, "dose")
+        if not 0 <= interval <= 240:
+            r.fail("dose.interval_min", "must be 0-240 minutes between doses")
+    if "max_doses" in dose:
+        n = r.get(dose, "max_doses", int, "dose")
+        if n < 1:
+            r.fail("dose.max_doses", "must be at least 1")
+    if "max_total" in dose:
+        if r.get(dose, "max_total", float, "dose") <= 0:
+            r.fail("dose.max_total", "must be more than 0 (in the unit of dose.unit)")
+    start_from = r.get(data, "min_monitoring_from", str, required=False, default="last_dose")
+    if start_from not in ("first_dose", "last_dose"):
+        r.fail("min_monitoring_from", f"must be 'first_dose' or 'last_dose', not {start_from!r}")
     bp = r.get(data, "baseline_bp", dict)
     for key in bp:
         if key not in ("systolic", "diastolic"):
@@ -246,6 +285,7 @@ def parse_protocol(data, path: Path | str = "<protocol>", *,
         drug=r.get(data, "drug", str), route=route, dose=dict(dose),
         checks=_checks(r, data, known_scales), alarm_limits=_alarm_limits(r, data),
         baseline_bp={k: float(v) for k, v in bp.items()}, min_monitoring_min=min_mon,
+        min_monitoring_from=start_from,
         pre_dose_checklist=_items(r, data, "pre_dose_checklist"),
         discharge_criteria=_items(r, data, "discharge_criteria"),
         check_tolerance_min=tolerance, check_lead_min=lead,

@@ -3,6 +3,10 @@
 One reader thread per source, one writer thread for SQLite, one ticker thread for time-driven work
 (alarm delays, no-data checks, scheduled tasks). The UI never runs here: it adds a listener that puts
 samples on a queue it drains on its own thread.
+
+When a patient's session has ended the monitor goes on monitoring: ``next_session()`` records from
+then on into a new session awaiting check-in, so the ended session's rows stay what its signed
+record will hold (a sample written into it after sealing would fail ``verify --db``).
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ class MonitorRuntime:
             wall = self.clock.wall() - (self.clock.monotonic() - mono)
             self.session_id = self.writer.run(lambda db: create_session(
                 db, wall_anchor=wall, mono_anchor=mono, **self._meta))
-        self.dispatcher.add_listener(self.writer.listener(self.session_id))
+        self.writer.heartbeat(self.session_id)
+        self.dispatcher.add_listener(self._record)
         for source in self.sources:
             source.start(self.dispatcher.publish)
         self._thread = threading.Thread(target=self._tick_loop, name="ticker", daemon=True)
@@ -94,6 +99,29 @@ class MonitorRuntime:
         if self._resume:
             self.event("session.resumed", {})
         return self.session_id
+
+    def _record(self, sample) -> None:
+        """Dispatcher listener: every sample into the session being recorded now."""
+        self.writer.put(self.session_id, sample)
+
+    def next_session(self, *, user_id: str | None = None) -> str:
+        """Record from now on into a new session awaiting check-in (the previous one has ended).
+        Monitoring never pauses: samples queued before the switch go to the old session, later
+        ones to the new; alarms active now are carried into the new session's alarm log."""
+        if self.session_id is None:
+            raise StoreError("the monitor has not started a session")
+        old = self.session_id
+        mono, wall = self.clock.monotonic(), self.clock.wall()
+        meta = {k: self._meta[k] for k in ("scenario", "seed")}
+        new = self.writer.run(lambda db: create_session(db, wall_anchor=wall, mono_anchor=mono,
+                                                        user_id=user_id, **meta))
+        self.writer.heartbeat(new)
+        self.session_id = new  # one assignment: every later sample goes to the new session
+        self.writer.end_heartbeat(old)
+        self.event("session.continued", {"previous_session_id": old}, user_id)
+        if getattr(self, "alarms", None) is not None:
+            self.alarms.replay_active()
+        return new
 
     def stop(self, *, end: bool = True, status: str = "ended", reason: str | None = None,
              t_wall: float | None = None) -> None:

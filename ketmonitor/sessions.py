@@ -13,16 +13,20 @@ from .clock import utc_iso
 from .errors import StoreError
 
 OPEN, ENDED, ABANDONED = "open", "ended", "abandoned"
+AWAITING_CHECK_IN = "check_in"  # the workflow's first state (ketmonitor.workflow.STATES)
 
 
 def create_session(db, *, wall_anchor: float, mono_anchor: float, protocol: str | None = None,
                    patient_id: str | None = None, scenario: str | None = None,
                    seed: int | None = None, user_id: str | None = None,
                    session_id: str | None = None) -> str:
+    """A new open session, awaiting check-in (workflow state ``check_in``): the monitor records
+    vitals and alarms from the start, clinical entries wait for the patient to be checked in."""
     sid = session_id or str(uuid.uuid4())
     now = utc_iso(time.time())
     db["sessions"].insert({
         "id": sid, "created_utc": now, "started_utc": utc_iso(wall_anchor), "status": OPEN,
+        "state": AWAITING_CHECK_IN,
         "protocol": protocol, "patient_id": patient_id, "scenario": scenario, "seed": seed,
         "wall_anchor": wall_anchor, "mono_anchor": mono_anchor, "last_seen_utc": now,
         "workstation": platform.node(),

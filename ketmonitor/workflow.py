@@ -2,6 +2,11 @@
 
     check_in -> pre_dose -> dosing -> monitoring -> discharge -> ended
 
+``check_in`` is "awaiting check-in": the monitor records vitals and alarms in the session from its
+start, but refuses every clinical entry until the patient is checked in. (Databases from before
+sessions were created in this state hold open sessions at ``monitoring`` with no check-in; they are
+read as awaiting check-in too.)
+
 ``SessionWorkflow`` holds a session id, a *runner* (the StoreWriter, or ``users.InlineRunner``) and
 the session clock. Every method builds a function of a sqlite_utils Database and runs it through
 ``runner.run`` inside one transaction: it re-reads the session's state from the database, refuses
@@ -22,9 +27,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .amendments import AMENDABLE, correctable, corrected
 from .audit import append_audit
 from .clock import Clock, utc_iso
-from .errors import KetmonitorError, WorkflowError
+from .entry_rules import DOSE_UNITS, RATE_UNITS, ROUTES  # noqa: F401 - the UI imports them here
+from .entry_rules import check_dose, check_lot, check_rate, check_vitals, dose_deviations
+from .errors import DoseDeviationError, KetmonitorError, WorkflowError
 from .metrics import METRICS
 from .patients import Patient, get_patient, save_patient
 from .protocols import Protocol, load_protocol
@@ -37,9 +45,6 @@ log = logging.getLogger(__name__)
 
 STATES = ("check_in", "pre_dose", "dosing", "monitoring", "discharge", "ended")
 ACTIVE = ("pre_dose", "dosing", "monitoring", "discharge")
-ROUTES = ("iv", "im", "intranasal", "sublingual", "oral")
-DOSE_UNITS = ("mg", "mg/kg", "mcg", "mcg/kg", "ml")
-RATE_UNITS = ("mg/h", "mg/kg/h", "mg/min", "ml/h")
 QUICK_EVENTS = {
     "nausea": "Nausea",
     "vomiting": "Vomiting",
@@ -51,7 +56,6 @@ QUICK_EVENTS = {
     "restroom_end": "Back from restroom (NIBP resumed)",
     "probe_repositioned": "Probe repositioned",
 }
-AMENDABLE = ("events", "doses", "scale_entries", "check_results", "discharges", "amendments")
 SIGNED_STATUSES = ("signed", "cosigned")
 
 
@@ -79,6 +83,13 @@ class Snapshot:
     def baseline_bp_high(self) -> bool:
         return bool(self.baseline and self.baseline.get("bp_high"))
 
+    def monitoring_start(self, protocol: Protocol) -> float | None:
+        """Where the protocol's minimum monitoring time counts from: the last dose (REMS: at
+        least 2 hours after each dose) or, if the protocol says so, the first."""
+        if protocol.min_monitoring_from == "first_dose":
+            return self.first_dose_mono
+        return self.last_dose_mono
+
 
 def _rows(db, sql, params=()) -> list[dict]:
     cur = db.conn.execute(sql, params)
@@ -98,6 +109,9 @@ def read_snapshot(db, session_id: str) -> Snapshot:
     if row is None:
         raise WorkflowError(f"no session {session_id}")
     state, status, patient_id, protocol = row
+    checked_in = _last_event(db, session_id, "checkin") is not None
+    if state == "monitoring" and not checked_in:
+        state = "check_in"  # created by a monitor before sessions started awaiting check-in
     first = db.conn.execute("SELECT min(t_mono), count(*), max(t_mono) FROM doses WHERE"
                             " session_id = ? AND action IN ('dose', 'infusion_start')",
                             (session_id,)).fetchone()
@@ -114,7 +128,7 @@ def read_snapshot(db, session_id: str) -> Snapshot:
                                  (session_id,)).fetchone() is not None
     return Snapshot(
         state=state, status=status, patient_id=patient_id, protocol=protocol,
-        checked_in=_last_event(db, session_id, "checkin") is not None,
+        checked_in=checked_in,
         baseline=_last_event(db, session_id, "baseline"),
         baseline_reason=reason["reason"] if reason else None,
         checklist=_last_event(db, session_id, "checklist"),
@@ -140,13 +154,16 @@ class SessionWorkflow:
     ``request_nibp``: called (with no arguments) when a scheduled blood pressure becomes due, unless
     NIBP is paused (restroom break); raising NotSupportedError means the device cannot, and the
     nurse takes it by hand. ``on_change``: called after every successful write (UI refresh).
+    ``alarms``: the monitor's AlarmEngine; check-in applies the protocol's alarm limits to it, a
+    limit change recorded with who checked in and the reason 'protocol NAME'.
     """
 
     def __init__(self, runner, session_id: str, clock: Clock, *, user: User | None = None,
                  protocol: Protocol | None = None, scales: dict[str, Scale] | None = None,
                  request_nibp: Callable[[], None] | None = None,
-                 on_change: Callable[[], None] | None = None, clinic_dir=None):
+                 on_change: Callable[[], None] | None = None, clinic_dir=None, alarms=None):
         self.runner = runner
+        self.alarms = alarms
         self.session_id = session_id
         self.clock = clock
         self.user = user
@@ -197,6 +214,13 @@ class SessionWorkflow:
         first = self.snapshot.first_dose_mono
         now = self.clock.monotonic() if now is None else now
         return None if first is None else (now - first) / 60
+
+    def minutes_monitored(self, now: float | None = None) -> float | None:
+        """Minutes counted towards the protocol's minimum monitoring time (from the last dose
+        unless the protocol counts from the first); None before any dose."""
+        start = self.snapshot.monitoring_start(self.protocol) if self.protocol else None
+        now = self.clock.monotonic() if now is None else now
+        return None if start is None else (now - start) / 60
 
     # -- plumbing ------------------------------------------------------------------------------
     def set_user(self, user: User, *, handover: bool = False) -> None:
@@ -262,6 +286,9 @@ class SessionWorkflow:
         def fn(db):
             snap = read_snapshot(db, self.session_id)
             if need_states is not None and snap.state not in need_states:
+                if snap.state == "check_in":
+                    raise WorkflowError(f"cannot {what} before check-in: check the patient in first"
+                                        " (vitals and alarms are recorded meanwhile)")
                 raise WorkflowError(f"cannot {what} now: the session is at {snap.state!r}"
                                     f" (allowed at {', '.join(need_states)})")
             self._collect = []
@@ -289,13 +316,15 @@ class SessionWorkflow:
 
     # -- check-in and pre-dose -----------------------------------------------------------------
     def check_in(self, patient: Patient, protocol: Protocol | str | None = None) -> Patient:
-        """Register (or update) the patient and the protocol; the session moves to pre-dose."""
+        """Register (or update) the patient and the protocol; the session moves to pre-dose and the
+        protocol's alarm limits are applied to the monitor (``alarms``)."""
         if isinstance(protocol, str):
             protocol = load_protocol(protocol, self._clinic_dir)
         protocol = protocol or self.protocol
         if protocol is None:
             raise WorkflowError("check-in needs a protocol")
         uid = self._user_id()
+        self._check_protocol_limits(protocol)
 
         def body(db, snap, t):
             if snap.checked_in:
@@ -311,9 +340,39 @@ class SessionWorkflow:
                                            "protocol_source": protocol.source},
                         entity="patient", entity_id=saved.id)
             self._transition(db, snap, "pre_dose", t)
+            # last, so a refusal rolls the check-in back; the changes are recorded (events and
+            # audit) by the alarm log listener in the writer's next transaction
+            self.apply_protocol_limits(protocol, at_mono=t[0])
             return saved
         self.protocol = protocol
-        return self._write("check in", body, need_states=("check_in", "monitoring"))
+        return self._write("check in", body, need_states=("check_in",))
+
+    def _check_protocol_limits(self, protocol: Protocol) -> None:
+        if self.alarms is None:
+            return
+        try:
+            self.alarms.check_limits(protocol.alarm_limit_keys)
+        except KetmonitorError as exc:
+            raise WorkflowError(f"the alarm limits of protocol {protocol.name} cannot be applied"
+                                f" with this clinic's alarm settings: {exc}") from None
+
+    def apply_protocol_limits(self, protocol: Protocol | None = None, *, note: str = "",
+                              at_mono: float | None = None) -> dict:
+        """Put the protocol's alarm limits in force on the monitor; returns what changed.
+        Also used when a checked-in session is resumed after a restart (``note``)."""
+        protocol = protocol or self.protocol
+        if self.alarms is None or protocol is None or not protocol.alarm_limits:
+            return {}
+        user = self.user
+        reason = f"protocol {protocol.name}" + (f" ({note})" if note else "")
+        try:
+            return self.alarms.apply_limits(protocol.alarm_limit_keys,
+                                            user_id=user.id if user else None,
+                                            role=user.role if user else None, reason=reason,
+                                            now=at_mono)
+        except KetmonitorError as exc:
+            raise WorkflowError(f"the alarm limits of protocol {protocol.name} cannot be applied"
+                                f" with this clinic's alarm settings: {exc}") from None
 
     def patient(self) -> Patient | None:
         pid = self.snapshot.patient_id
@@ -333,11 +392,7 @@ class SessionWorkflow:
                   "nibp_mean": nibp_mean, "spo2": spo2, "pulse_rate": pulse_rate}
         if nibp_systolic is None or nibp_diastolic is None:
             raise WorkflowError("the baseline needs a blood pressure (systolic and diastolic)")
-        for name, value in values.items():
-            if value is not None and not METRICS[name].in_range(value):
-                raise WorkflowError(f"baseline {METRICS[name].label} {value} is not possible")
-        if nibp_diastolic >= nibp_systolic:
-            raise WorkflowError("baseline diastolic must be below systolic")
+        check_vitals(values, "baseline")
         high = self._protocol().baseline_bp_high(nibp_systolic, nibp_diastolic)
         if typed is not None:
             typed = {k for k in typed if values.get(k) is not None}
@@ -405,7 +460,7 @@ class SessionWorkflow:
                 raise WorkflowError("the baseline BP is above the protocol threshold: record a"
                                     " reason to proceed")
 
-    def _insert_dose(self, db, snap, t, action: str, **cols) -> int:
+    def _insert_dose(self, db, snap, t, action: str, *, extra: dict | None = None, **cols) -> int:
         uid = self._user_id()
         self._ready_to_dose(snap)
         cols = {k: v for k, v in cols.items() if v is not None}
@@ -415,29 +470,50 @@ class SessionWorkflow:
             (self.session_id, action, t[0], t[1], utc_iso(t[1]), uid, *cols.values()))
         dose_id = cur.lastrowid
         kind = "dose" if action == "dose" else action.replace("_", ".")
-        self._event(db, kind, t, {"dose_id": dose_id, "action": action, **cols}, entity="dose",
-                    entity_id=dose_id)
+        self._event(db, kind, t, {"dose_id": dose_id, "action": action, **cols, **(extra or {})},
+                    entity="dose", entity_id=dose_id)
         if snap.state == "pre_dose":
             self._transition(db, snap, "dosing", t)
         return dose_id
 
     def give_dose(self, *, drug: str, amount: float, unit: str, route: str,
                   lot_number: str | None, device_index: int | None = None,
-                  at_mono: float | None = None) -> int:
-        """A bolus, injection, intranasal device or oral/sublingual dose. Returns the dose id."""
+                  at_mono: float | None = None, deviation_reason: str | None = None) -> int:
+        """A bolus, injection, intranasal device or oral/sublingual dose. Returns the dose id.
+
+        A dose outside the protocol's ``dose`` (a device of another size, sooner than
+        ``interval_min`` after the previous one, more than ``max_doses``, a total above
+        ``max_total``) raises DoseDeviationError unless ``deviation_reason`` says why; the
+        deviations and the reason are recorded with the dose (like a high baseline BP)."""
         self._check_dose(drug, amount, unit, route)
-        if route == "intranasal" and not (lot_number or "").strip():
-            raise WorkflowError("an intranasal device needs its lot number")
+        check_lot(route, lot_number or "")
+        protocol = self.protocol
+        reason = (deviation_reason or "").strip()
 
         def body(db, snap, t):
+            previous = [(a, u, tm) for a, u, tm in db.conn.execute(
+                "SELECT amount, unit, t_mono FROM doses WHERE session_id = ? AND action = 'dose'"
+                " ORDER BY t_mono", (self.session_id,))]
+            weight = None
+            if snap.patient_id:
+                p = get_patient(db, snap.patient_id)
+                weight = p.weight_kg if p else None
+            deviations = dose_deviations(protocol, previous, float(amount), unit, t[0], weight) \
+                if protocol is not None else []
+            if deviations and not reason:
+                raise DoseDeviationError(
+                    "outside the protocol: " + "; ".join(deviations) +
+                    ". Giving it needs a recorded reason.", deviations)
             index = device_index
             if route == "intranasal" and index is None:
                 index = db.conn.execute("SELECT count(*) FROM doses WHERE session_id = ? AND"
                                         " action = 'dose' AND route = 'intranasal'",
                                         (self.session_id,)).fetchone()[0] + 1
-            return self._insert_dose(db, snap, t, "dose", drug=drug.strip(), amount=float(amount),
-                                     unit=unit, route=route, lot_number=(lot_number or "").strip()
-                                     or None, device_index=index)
+            extra = {"deviations": deviations, "deviation_reason": reason} if deviations else {}
+            return self._insert_dose(db, snap, t, "dose", extra=extra, drug=drug.strip(),
+                                     amount=float(amount), unit=unit, route=route,
+                                     lot_number=(lot_number or "").strip() or None,
+                                     device_index=index)
         return self._write("give a dose", body, need_states=("pre_dose", "dosing"), at_mono=at_mono)
 
     def start_infusion(self, *, drug: str, amount: float, unit: str, rate: float, rate_unit: str,
@@ -488,24 +564,8 @@ class SessionWorkflow:
                                " 'infusion_start' ORDER BY id DESC LIMIT 1",
                                (self.session_id,)).fetchone()[0]
 
-    @staticmethod
-    def _check_dose(drug, amount, unit, route):
-        if not (drug or "").strip():
-            raise WorkflowError("the dose needs a drug name")
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount > 0:
-            raise WorkflowError(f"dose {amount!r} must be a number above 0")
-        if unit not in DOSE_UNITS:
-            raise WorkflowError(f"dose unit must be one of {', '.join(DOSE_UNITS)}")
-        if route not in ROUTES:
-            raise WorkflowError(f"route must be one of {', '.join(ROUTES)}")
-
-    @staticmethod
-    def _check_rate(rate, rate_unit, allow_zero=False):
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0 or \
-                (rate == 0 and not allow_zero):
-            raise WorkflowError(f"infusion rate {rate!r} must be a number above 0")
-        if rate_unit not in RATE_UNITS:
-            raise WorkflowError(f"rate unit must be one of {', '.join(RATE_UNITS)}")
+    _check_dose = staticmethod(check_dose)
+    _check_rate = staticmethod(check_rate)
 
     def finish_dosing(self) -> None:
         """All devices given / infusion stopped: the session moves to monitoring."""
@@ -550,11 +610,9 @@ class SessionWorkflow:
         """A blood pressure taken by hand; returns the check it fulfilled (or None)."""
         values = {"nibp_systolic": systolic, "nibp_diastolic": diastolic, "nibp_mean": mean,
                   "nibp_pulse_rate": pulse}
-        for name, value in values.items():
-            if value is not None and not METRICS[name].in_range(value):
-                raise WorkflowError(f"{METRICS[name].label} {value} is not possible")
-        if diastolic >= systolic:
-            raise WorkflowError("diastolic must be below systolic")
+        if systolic is None or diastolic is None:
+            raise WorkflowError("a blood pressure needs the systolic and the diastolic")
+        check_vitals(values)
 
         def body(db, snap, t):
             self._manual_numerics(db, t, values)
@@ -687,12 +745,18 @@ class SessionWorkflow:
     def add_note(self, text: str, *, at_mono: float | None = None) -> int:
         if not text or not text.strip():
             raise WorkflowError("a note cannot be empty")
-        return self._write("add a note", lambda db, snap, t: self._event(
-            db, "note", t, {"text": text.strip()}), need_states=ACTIVE + ("ended",), at_mono=at_mono)
+
+        def body(db, snap, t):
+            if snap.status in SIGNED_STATUSES:  # a row added now would not be in the record
+                raise WorkflowError("the session is signed: add an addendum instead")
+            return self._event(db, "note", t, {"text": text.strip()})
+        return self._write("add a note", body, need_states=ACTIVE + ("ended",), at_mono=at_mono)
 
     def amend(self, target_table: str, target_id: int | str, reason: str, changes: dict) -> int:
         """Correct an entry without overwriting it: the amendment holds the corrected values and
-        the reason, and points at the row it corrects. Scale items are re-scored."""
+        the reason, and points at the row it corrects. Only the entry's correctable fields
+        (``amendments.correctable``) may change, never who, when, the session or an id, and the
+        corrected entry must pass the original entry's checks; scale items are re-scored."""
         if target_table not in AMENDABLE:
             raise WorkflowError(f"cannot amend {target_table}; amendable: {', '.join(AMENDABLE)}")
         if not reason or not reason.strip():
@@ -707,19 +771,8 @@ class SessionWorkflow:
             if not rows or rows[0].get("session_id") != self.session_id:
                 raise WorkflowError(f"no {target_table} entry {target_id} in this session")
             row = rows[0]
-            fixed = dict(changes)
-            if target_table == "events":
-                pass  # changes apply to the event's data
-            else:
-                bad = set(fixed) - (set(row) - {"id", "session_id", "event_id", "t_mono", "t_wall"})
-                if bad:
-                    raise WorkflowError(f"{target_table} has no field(s) {', '.join(sorted(bad))}")
-            if target_table == "scale_entries" and "items" in fixed:
-                scale = self.scales[row["scale"]]
-                score = scale.score({**json.loads(row["items"]), **fixed["items"]},
-                                    fixed.get("variant", row["variant"]))
-                fixed.update(items=score.items, total=score.total, subscales=score.subscales,
-                             complete=score.complete)
+            fixed = corrected(target_table, row, changes, scales=self.scales,
+                              protocol=self.protocol)
             cur = db.conn.execute(
                 "INSERT INTO amendments (session_id, target_table, target_id, reason, changes,"
                 " t_mono, t_wall, t_utc, user_id) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -727,8 +780,8 @@ class SessionWorkflow:
                  json.dumps(fixed, sort_keys=True, default=str), t[0], t[1], utc_iso(t[1]),
                  self.user.id))
             amendment_id = cur.lastrowid
-            was = {k: row.get(k) for k in fixed if k in row} if target_table != "events" else \
-                {k: json.loads(row["data"]).get(k) for k in fixed}
+            old = json.loads(row["data"]) if target_table == "events" else row
+            was = {k: old.get(k) for k in fixed if k in old}
             self._event(db, "amendment", t, {"amendment_id": amendment_id,
                                              "target_table": target_table,
                                              "target_id": str(target_id), "reason": reason.strip(),
@@ -736,6 +789,14 @@ class SessionWorkflow:
                         entity="amendment", entity_id=amendment_id)
             return amendment_id
         return self._write("amend an entry", body, need_states=ACTIVE + ("ended",))
+
+    def correctable(self, target_table: str, target_id: int | str) -> tuple[str, ...]:
+        """The fields of an entry a correction may change (for the form's hint)."""
+        if target_table not in AMENDABLE:
+            return ()
+        rows = self.runner.run(lambda db: _rows(db, f"SELECT * FROM {target_table} WHERE id = ?",
+                                                 (target_id,)))
+        return correctable(target_table, rows[0]) if rows else ()
 
     def recent_entries(self, limit: int = 30) -> list[tuple[str, int, str]]:
         """(table, id, one-line description) of the latest correctable entries, newest first."""
@@ -766,15 +827,22 @@ class SessionWorkflow:
 
     # -- discharge and end ---------------------------------------------------------------------
     def begin_discharge(self, early_reason: str | None = None) -> None:
-        """Monitoring -> discharge. Before the protocol's minimum monitoring time only with a reason."""
+        """Monitoring -> discharge. Before the protocol's minimum monitoring time (from the last
+        dose, or the first if the protocol says so) only with a reason."""
         protocol = self._protocol()
 
         def body(db, snap, t):
-            minutes = (t[0] - snap.first_dose_mono) / 60
+            start = snap.monitoring_start(protocol)
+            if start is None:
+                raise WorkflowError("nothing has been dosed, so there is no monitoring time to"
+                                    " count: end the session early with a reason instead")
+            minutes = (t[0] - start) / 60
+            since = "first" if protocol.min_monitoring_from == "first_dose" else "last"
             if minutes < protocol.min_monitoring_min and not (early_reason or "").strip():
                 raise WorkflowError(
                     f"only {minutes:.0f} of the {protocol.min_monitoring_min:g} minutes of"
-                    " monitoring have passed: discharge earlier needs a reason")
+                    f" monitoring after the {since} dose have passed: discharge earlier needs a"
+                    " reason")
             self._transition(db, snap, "discharge", t,
                              early_reason.strip() if minutes < protocol.min_monitoring_min
                              else None)
@@ -807,6 +875,8 @@ class SessionWorkflow:
                            if tk.check.phase == "discharge" and tk.open]
             if open_checks:
                 raise WorkflowError("before discharge, do or skip: " + "; ".join(open_checks))
+            if snap.first_dose_mono is None:
+                raise WorkflowError("nothing has been dosed: end the session early with a reason")
             minutes = (ready[0] - snap.first_dose_mono) / 60
             cur = db.conn.execute(
                 "INSERT INTO discharges (session_id, criteria, all_met, reason, ready_t_mono,"

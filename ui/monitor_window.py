@@ -164,7 +164,7 @@ class MonitorWindow(QMainWindow):
             right.addWidget(tile, 1 if key != "perfusion_index" else 0)
         buttons = QHBoxLayout()
         self.nibp_button = QPushButton("Start NIBP")
-        self.nibp_button.setEnabled(any("nibp" in s.capabilities for s in self.runtime.sources))
+        self.nibp_button.setEnabled(self.nibp_available())
         self.nibp_button.clicked.connect(self.start_nibp)
         buttons.addWidget(self.nibp_button)
         right.addLayout(buttons)
@@ -176,6 +176,10 @@ class MonitorWindow(QMainWindow):
         body.addLayout(self.side_layout, 0)
 
     # -- actions -----------------------------------------------------------------------------
+    def nibp_available(self) -> bool:
+        """Is there a device that can take a blood pressure on request?"""
+        return any("nibp" in s.capabilities for s in self.runtime.sources)
+
     def start(self) -> None:
         self.frames.start()
 

@@ -34,6 +34,11 @@ class NumericTile(QFrame):
         self.unit = QLabel(unit)
         self.value_label = QLabel(DASHES)
         self.note = QLabel("")
+        self.limit_note = QLabel("")  # an alarm limit not at its default, said on the tile
+        self.limit_note.setWordWrap(True)
+        self.limit_note.setStyleSheet(f"color: {theme.ALARM_COLOURS['medium']};")
+        self.limit_note.hide()
+        _font_px(self.limit_note, 15, bold=False)
         _font_px(self.title, 22)
         _font_px(self.unit, 18, bold=False)
         _font_px(self.value_label, value_px)
@@ -48,6 +53,7 @@ class NumericTile(QFrame):
         lay.addLayout(head)
         lay.addWidget(self.value_label, 1)
         lay.addWidget(self.note)
+        lay.addWidget(self.limit_note)
         self.title.setStyleSheet(f"color: {colour};")
         self.unit.setStyleSheet(f"color: {theme.DIM};")
         self._paint()
@@ -68,6 +74,13 @@ class NumericTile(QFrame):
     def refresh_age(self, now: float) -> None:
         """Called about once a second: grey out and say the age of an old value."""
         self._paint(now)
+
+    def set_limit_note(self, text: str) -> None:
+        """e.g. 'SpO2 low < 88 (default 90)'; empty when every limit is at its default."""
+        shown = f"Limit changed: {text}" if text else ""
+        if self.limit_note.text() != shown:
+            self.limit_note.setText(shown)
+            self.limit_note.setVisible(bool(text))
 
     def set_alarm_priority(self, priority: str | None) -> None:
         if priority != self.alarm_priority:

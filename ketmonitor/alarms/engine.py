@@ -13,7 +13,11 @@ Semantics (docs/alarms.md is the disclosed version):
   failed), the ``nibp_error`` metric, and ``set_technical`` (audio unavailable, storage failing).
 - Acknowledge silences every condition shown now; a latched condition that has ended is cleared.
   Audio pause silences the conditions shown now for a countdown; any condition raised later (so
-  certainly one of higher priority) sounds at once. Neither hides an active condition.
+  certainly one of higher priority) sounds at once. Neither hides an active condition. Both may be
+  done at a locked screen (``locked=True``): anyone answering an alarm may silence it, and the action
+  is recorded as done at the locked screen, by no user.
+- Re-annunciation (clinic setting, on by default): a silenced high-priority limit alarm sounds again
+  when its value worsens by the clinic's margin beyond the value it was silenced at.
 - Latching (clinic setting) keeps an ended physiological alarm visible and audible until acknowledged.
 
 Events are queued under the engine lock and emitted after it is released, in order, so a callback
@@ -57,6 +61,8 @@ class _Episode:
     end_mono: float | None = None
     acknowledged: bool = False
     latched: bool = False
+    silenced_value: float | None = None  # the value when it was acknowledged or paused
+    raised: dict | None = None  # the alarm.raised event's data, for a new session's log
 
 
 @dataclass
@@ -95,19 +101,53 @@ class AlarmView:
     sounding: bool
     latched: bool
     metrics: tuple[str, ...]  # metrics whose tiles this alarm concerns
+    hysteresis: float = 0.0
+    episodic: bool = False
+    default_limit: float | None = None  # the limit before any bedside change
 
     @property
     def active(self) -> bool:
         return self.ended_mono is None
 
     @property
+    def limit_changed(self) -> bool:
+        return self.default_limit is not None and self.limit != self.default_limit
+
+    @property
     def text(self) -> str:
-        """The banner line: condition, value and limit, readable at a glance."""
+        """The banner line: condition, value and limit, readable at a glance. A value back inside
+        the limit but not yet by the hysteresis says when the alarm will end instead of showing a
+        limit the value no longer crosses."""
         if self.kind == LIMIT and self.value is not None:
             shown = self.current if self.active and self.current is not None else self.value
-            sign = "<" if self.direction == "low" else ">"
-            return f"{self.label} {shown:g} ({sign} {self.limit:g})"
+            low = self.direction == "low"
+            limit = f"{self.limit:g}" + (f", default {self.default_limit:g}" if self.limit_changed
+                                         else "")
+            beyond = shown < self.limit if low else shown > self.limit
+            if self.active and not beyond:
+                end = self.limit + self.hysteresis if low else self.limit - self.hysteresis
+                what = "last reading" if self.episodic else "now"
+                return (f"{self.label}: {what} {shown:g}, alarm ends at {end:g} or "
+                        f"{'above' if low else 'below'}")
+            return f"{self.label} {shown:g} ({'<' if low else '>'} {limit})"
         return self.label if not self.message else f"{self.label}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChange:
+    """A limit that differs from its default (the clinic's, with the protocol's laid over)."""
+
+    condition: str
+    label: str
+    metric: str
+    direction: str
+    limit: float
+    default: float
+
+    @property
+    def text(self) -> str:
+        sign = "<" if self.direction == "low" else ">"
+        return f"{self.label} {sign} {self.limit:g} (default {self.default:g})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +157,7 @@ class AlarmSnapshot:
     past: tuple[AlarmView, ...]  # ended, most recent first
     audio_priority: Priority | None  # what the speaker should play, None for silence
     pause_remaining_s: float | None  # audio pause countdown, None when not paused
+    changed_limits: tuple[LimitChange, ...] = ()  # limits differing from their defaults
 
     @property
     def top(self) -> AlarmView | None:
@@ -153,6 +194,8 @@ class AlarmEngine:
         self._last_value: dict[str, float | None] = {}
         self._outbox: deque[SessionEvent] = deque()
         self._drain_lock = threading.Lock()
+        # the limits bedside changes are compared with: the configuration's, then the protocol's
+        self._defaults = {k: s.limit for k, s in self.config.specs.items() if s.kind == LIMIT}
 
     # -- inputs --------------------------------------------------------------------------------
     def feed(self, sample) -> None:
@@ -196,9 +239,17 @@ class AlarmEngine:
         self._drain()
 
     # -- operator actions ----------------------------------------------------------------------
+    @staticmethod
+    def _who(user_id, role, locked: bool) -> tuple[str | None, str | None]:
+        # at a locked screen the person acting is not the user whose controls are locked
+        return (None, None) if locked else (user_id, role)
+
     def acknowledge(self, user_id: str | None = None, role: str | None = None,
-                    now: float | None = None) -> list[str]:
-        """Silence every condition shown now; clear latched ones that have ended. Returns ids."""
+                    now: float | None = None, *, locked: bool = False) -> list[str]:
+        """Silence every condition shown now; clear latched ones that have ended. Returns ids.
+
+        ``locked``: done at a locked screen; recorded with no user and ``locked: true``."""
+        user_id, role = self._who(user_id, role, locked)
         with self._lock:
             now = self._advance(self._mono(now))
             acked, cleared = [], []
@@ -208,23 +259,26 @@ class AlarmEngine:
                     del self._visible[ep.uid]
                 elif not ep.acknowledged:
                     ep.acknowledged = True
+                    ep.silenced_value = self._current(ep)
                     acked.append(ep)
             if acked or cleared:
                 self._event("alarm.acknowledged", now, {
                     "alarm_ids": [e.uid for e in acked + cleared],
                     "conditions": [e.key for e in acked + cleared],
                     "cleared": [e.uid for e in cleared],
-                    "user": user_id, "role": role}, user_id)
+                    "user": user_id, "role": role, "locked": locked}, user_id)
             result = [e.uid for e in acked + cleared]
         self._drain()
         return result
 
     def pause_audio(self, user_id: str | None = None, role: str | None = None,
-                    duration_s: float | None = None, now: float | None = None) -> float:
+                    duration_s: float | None = None, now: float | None = None, *,
+                    locked: bool = False) -> float:
         """Start (or restart) the audio-pause countdown for the conditions shown now.
 
         Returns the duration granted: the clinic default, or ``duration_s`` capped at the clinic's
-        maximum."""
+        maximum. ``locked`` as for ``acknowledge``."""
+        user_id, role = self._who(user_id, role, locked)
         s = self.config.settings
         duration = s.pause_default_s if duration_s is None else float(duration_s)
         if duration <= 0:
@@ -232,6 +286,10 @@ class AlarmEngine:
         duration = min(duration, s.pause_max_s)
         with self._lock:
             now = self._advance(self._mono(now))
+            for uid in set(self._visible) - self._paused_ids:
+                ep = self._visible[uid]
+                if ep.silenced_value is None:
+                    ep.silenced_value = self._current(ep)
             self._paused_ids |= set(self._visible)
             self._paused_until = now + duration
             self._event("alarm.audio_paused", now, {
@@ -239,62 +297,136 @@ class AlarmEngine:
                 "conditions": sorted({self._visible[u].key for u in self._paused_ids
                                       if u in self._visible}),
                 "duration_s": duration, "until_mono": self._paused_until,
-                "user": user_id, "role": role}, user_id)
+                "user": user_id, "role": role, "locked": locked}, user_id)
         self._drain()
         return duration
 
     def resume_audio(self, user_id: str | None = None, role: str | None = None,
-                     now: float | None = None) -> None:
+                     now: float | None = None, *, locked: bool = False) -> None:
         """End the audio pause before its countdown runs out."""
+        user_id, role = self._who(user_id, role, locked)
         with self._lock:
             now = self._advance(self._mono(now))
             if self._paused_until is not None:
-                self._end_pause(now, "operator", user_id, role)
+                self._end_pause(now, "operator", user_id, role, locked)
         self._drain()
 
     def set_limit(self, key: str, *, user_id: str, role: str, now: float | None = None,
                   **changes) -> dict[str, tuple]:
         """Change ``limit`` (limit roles) or ``priority``/``delay_s``/``hysteresis`` (clinic setting
-        roles) of one condition. Every change is emitted as ``alarm.limits_changed`` with who, old
-        and new; the store listener audits it. Returns {field: (old, new)} for what changed."""
+        roles) of one condition. A limit must stay within the clinic's range for it
+        (``limit_min``-``limit_max``). Every change is emitted as ``alarm.limits_changed`` with who,
+        old and new; the store listener audits it. Returns {field: (old, new)} for what changed."""
+        return self.set_limits({key: changes}, user_id=user_id, role=role, now=now).get(key, {})
+
+    def set_limits(self, changes: dict[str, dict], *, user_id: str, role: str,
+                   now: float | None = None) -> dict[str, dict[str, tuple]]:
+        """``set_limit`` for several conditions at once, validated as one set (a low and a high
+        limit may move past each other) and applied all or nothing."""
         if not user_id:
             raise AuthError("changing alarm limits needs a signed-in user")
-        self._spec(key)
         s = self.config.settings
-        for name in changes:
-            allowed = s.limit_roles if name == "limit" else s.setting_roles
-            if name not in {"limit", "priority", "delay_s", "hysteresis"}:
-                raise ConfigError(f"{key}: cannot change {name!r}")
-            if role not in allowed:
-                what = "alarm limits" if name == "limit" else f"the alarm {name}"
-                raise AuthError(f"role {role!r} may not change {what} "
-                                f"(allowed: {', '.join(sorted(allowed))})")
+        for key, fields in changes.items():
+            self._spec(key)
+            for name in fields:
+                allowed = s.limit_roles if name == "limit" else s.setting_roles
+                if name not in {"limit", "priority", "delay_s", "hysteresis"}:
+                    raise ConfigError(f"{key}: cannot change {name!r}")
+                if role not in allowed:
+                    what = "alarm limits" if name == "limit" else f"the alarm {name}"
+                    raise AuthError(f"role {role!r} may not change {what} "
+                                    f"(allowed: {', '.join(sorted(allowed))})")
+        return self._change(changes, user_id=user_id, role=role, now=now)
+
+    def check_limits(self, limits: dict[str, float]) -> None:
+        """Raise ConfigError if ``{condition: limit}`` cannot be applied to the limits in force
+        (outside the clinic's range, a low limit not below its high limit)."""
         with self._lock:
-            spec = new = self._spec(key)
-            for name, value in changes.items():
+            self._changed_config({k: {"limit": v} for k, v in limits.items()})
+
+    def apply_limits(self, limits: dict[str, float], *, user_id: str | None, role: str | None,
+                     reason: str, now: float | None = None) -> dict[str, tuple]:
+        """Apply a protocol's limits (``{condition: limit}``): not a bedside choice, so no role is
+        checked, but every change is recorded like one, with ``reason`` (e.g. 'protocol NAME').
+        The applied limits become the defaults bedside changes are compared with."""
+        changed = self._change({k: {"limit": v} for k, v in limits.items()}, user_id=user_id,
+                               role=role, now=now, reason=reason)
+        with self._lock:
+            for key, value in limits.items():
+                self._defaults[key] = float(value)
+        return {k: v["limit"] for k, v in changed.items()}
+
+    def _changed_config(self, changes: dict[str, dict]) -> AlarmConfig:
+        specs = dict(self.config.specs)
+        for key, fields in changes.items():
+            new = self._spec(key)
+            for name, value in fields.items():
                 new = with_field(new, name, value)
-            specs = dict(self.config.specs)
             specs[key] = new
-            config = replace(self.config, specs=specs)
-            config.check()
-            diff = {n: (getattr(spec, n), getattr(new, n)) for n in changes
-                    if getattr(spec, n) != getattr(new, n)}
+        config = replace(self.config, specs=specs)
+        config.check()
+        return config
+
+    def _change(self, changes: dict[str, dict], *, user_id, role, now, reason=None) -> dict:
+        """Validate all of ``{key: {field: value}}`` together, then apply and record each change."""
+        with self._lock:
+            config = self._changed_config(changes)
+            diff = {}
+            for key in changes:
+                old, new = self.config.specs[key], config.specs[key]
+                d = {n: (getattr(old, n), getattr(new, n)) for n in changes[key]
+                     if getattr(old, n) != getattr(new, n)}
+                if d:
+                    diff[key] = d
             if not diff:
                 return {}
             self.config = config
             now = self._advance(self._mono(now))
-            for name, (old, value) in diff.items():
-                self._event("alarm.limits_changed", now, {
-                    "condition": key, "label": new.label, "field": name,
-                    "old": getattr(old, "value", old), "new": getattr(value, "value", value),
-                    "user": user_id, "role": role}, user_id)
-            if new.kind == LIMIT:  # judge the last value against the new limit now
-                track = self._track(key, SYSTEM)
-                v = self._last_value.get(new.metric)
-                if v is not None:
-                    self._judge(track, new, v, now)
+            for key, d in diff.items():
+                new = config.specs[key]
+                for name, (old, value) in d.items():
+                    data = {"condition": key, "label": new.label, "field": name,
+                            "old": getattr(old, "value", old), "new": getattr(value, "value", value),
+                            "user": user_id, "role": role}
+                    if reason:
+                        data["reason"] = reason
+                    self._event("alarm.limits_changed", now, data, user_id)
+                if new.kind == LIMIT:  # judge the last value against the new limit now
+                    track = self._track(key, SYSTEM)
+                    v = self._last_value.get(new.metric)
+                    if v is not None:
+                        self._judge(track, new, v, now)
         self._drain()
-        return {n: (getattr(o, "value", o), getattr(v, "value", v)) for n, (o, v) in diff.items()}
+        return {k: {n: (getattr(o, "value", o), getattr(v, "value", v)) for n, (o, v) in d.items()}
+                for k, d in diff.items()}
+
+    def replay_active(self) -> int:
+        """Emit ``alarm.raised`` again (with ``carried_over: true`` and the original start) for
+        every alarm active now: when the monitor starts recording a new session, its alarm log
+        then holds the alarms already on, and their ends. Returns how many."""
+        with self._lock:
+            for ep in self._visible.values():
+                if ep.end_mono is None and ep.raised is not None:
+                    self._outbox.append(SessionEvent(
+                        "alarm.raised", ep.start_mono, ep.start_wall,
+                        {**ep.raised, "carried_over": True, "acknowledged": ep.acknowledged}))
+            n = len(self._outbox)
+        self._drain()
+        return n
+
+    def limit_defaults(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._defaults)
+
+    def changed_limits(self) -> tuple[LimitChange, ...]:
+        with self._lock:
+            out = []
+            for key, spec in self.config.specs.items():
+                default = self._defaults.get(key)
+                if spec.kind == LIMIT and default is not None and spec.limit != default:
+                    out.append(LimitChange(key, spec.label, spec.metric, spec.direction, spec.limit,
+                                           default))
+            return tuple(out)
 
     # -- outputs -------------------------------------------------------------------------------
     def snapshot(self, now: float | None = None) -> AlarmSnapshot:
@@ -308,7 +440,7 @@ class AlarmEngine:
             audio = max(sounding, key=lambda p: p.rank) if sounding else None
             past = tuple(self._view(e, False) for e in reversed(self._past))
             remaining = self._paused_until - now if pausing else None
-            return AlarmSnapshot(now, tuple(views), past, audio, remaining)
+            return AlarmSnapshot(now, tuple(views), past, audio, remaining, self.changed_limits())
 
     def spec(self, key: str) -> ConditionSpec:
         return self._spec(key)
@@ -370,9 +502,39 @@ class AlarmEngine:
                 ep = track.episode
                 worse = value < ep.extreme if spec.direction == "low" else value > ep.extreme
                 ep.extreme = value if worse else ep.extreme
+                self._reannunciate(ep, spec, value, now)
         else:
             track.raw, track.onset = False, None
         self._evaluate(track, now)
+
+    def _current(self, ep: _Episode) -> float | None:
+        """The latest value of a limit alarm's metric (None for technical alarms)."""
+        if ep.spec.kind != LIMIT:
+            return None
+        track = self._tracks.get((ep.key, ep.source))
+        return track.value if track is not None and track.value is not None else ep.extreme
+
+    def _reannunciate(self, ep: _Episode, spec: ConditionSpec, value: float, now: float) -> None:
+        """A silenced high-priority limit alarm whose value has worsened by the clinic's margin
+        since it was silenced sounds again (and is recorded): the nurse silenced that value."""
+        s = self.config.settings
+        silenced = ep.acknowledged or ep.uid in self._paused_ids
+        if not (s.reannunciate and silenced and ep.silenced_value is not None
+                and self.config.specs[ep.key].priority is Priority.HIGH):
+            return
+        margin = s.reannunciate_margins.get(spec.metric)
+        if margin is None:
+            return
+        worse_by = ep.silenced_value - value if spec.direction == "low" else value - ep.silenced_value
+        if worse_by < margin - EPS:
+            return
+        was = "acknowledged" if ep.acknowledged else "audio paused"
+        reference, ep.silenced_value = ep.silenced_value, None
+        ep.acknowledged = False
+        self._paused_ids.discard(ep.uid)
+        self._event("alarm.reannunciated", now, {
+            "alarm_id": ep.uid, "condition": ep.key, "priority": Priority.HIGH.value,
+            "value": value, "silenced_value": reference, "margin": margin, "was": was})
 
     def _status(self, st: DeviceStatus, now: float) -> None:
         conds = st.conditions
@@ -421,12 +583,13 @@ class AlarmEngine:
         self._visible[ep.uid] = ep
         limits = {s.key: s.limit for s in self.config.specs.values()
                   if spec.metric and s.metric == spec.metric}
-        self._event("alarm.raised", now, {
+        ep.raised = {
             "alarm_id": ep.uid, "condition": spec.key, "label": spec.label, "kind": spec.kind,
             "priority": spec.priority.value, "source": track.source or None, "metric": spec.metric,
             "direction": spec.direction, "limit": spec.limit, "hysteresis": spec.hysteresis,
             "delay_s": spec.delay_s, "value": track.value, "limits": limits,
-            "message": track.message, "onset_mono": track.onset})
+            "message": track.message, "onset_mono": track.onset}
+        self._event("alarm.raised", now, dict(ep.raised))
 
     def _end(self, track: _Track, now: float) -> None:
         ep, track.episode = track.episode, None
@@ -442,12 +605,17 @@ class AlarmEngine:
             "source": ep.source or None, "value": track.value if ep.spec.kind == LIMIT else None,
             "extreme": ep.extreme, "latched": latch, "duration_s": now - ep.start_mono})
 
-    def _end_pause(self, now: float, reason: str, user_id, role) -> None:
+    def _end_pause(self, now: float, reason: str, user_id, role, locked: bool = False) -> None:
         ids = sorted(self._paused_ids)
         self._paused_until = None
         self._paused_ids.clear()
-        self._event("alarm.audio_resumed", now, {"reason": reason, "alarm_ids": ids,
-                                                 "user": user_id, "role": role}, user_id)
+        for ep in self._visible.values():
+            if not ep.acknowledged:
+                ep.silenced_value = None  # sounding again: nothing silenced to compare with
+        data = {"reason": reason, "alarm_ids": ids, "user": user_id, "role": role}
+        if reason == "operator":
+            data["locked"] = locked
+        self._event("alarm.audio_resumed", now, data, user_id)
 
     def _view(self, ep: _Episode, pausing: bool) -> AlarmView:
         spec = ep.spec
@@ -464,7 +632,8 @@ class AlarmEngine:
             spec.direction, spec.limit, ep.value,
             self._last_value.get(spec.metric) if spec.metric else None, ep.message,
             ep.start_mono, ep.start_wall, ep.end_mono, ep.acknowledged, paused,
-            shown and not ep.acknowledged and not paused, ep.latched, metrics)
+            shown and not ep.acknowledged and not paused, ep.latched, metrics, spec.hysteresis,
+            spec.episodic, self._defaults.get(ep.key))
 
     def _event(self, kind: str, now: float, data: dict, user_id: str | None = None) -> None:
         self._outbox.append(SessionEvent(kind, now, self._wall(now), data, user_id))

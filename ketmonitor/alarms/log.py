@@ -1,8 +1,10 @@
 """The store side of alarms: write alarm events into the alarm log, read it back, summarise it.
 
 The engine's SessionEvents already reach the ``events`` table through the StoreWriter's own
-listener; ``alarm_log_listener`` adds the structured alarm log (migration 0004) and the audit entry
-for every limit change, written on the writer thread in the same transaction as the samples.
+listener; ``alarm_log_listener`` adds the structured alarm log (migration 0004) and an entry in the
+hash-chained audit trail for every operator action (acknowledge, audio pause, resume) and every
+limit change, written on the writer thread in the same transaction as the samples. An action done at
+a locked screen is recorded with no user and ``locked: true`` in its detail.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .conditions import AlarmConfig
 log = logging.getLogger(__name__)
 
 ALARM_EVENT_KINDS = ("alarm.raised", "alarm.ended", "alarm.acknowledged", "alarm.audio_paused",
-                     "alarm.audio_resumed", "alarm.limits_changed")
+                     "alarm.audio_resumed", "alarm.limits_changed", "alarm.reannunciated")
 
 
 def alarm_log_listener(writer, session_id: str | Callable[[], str | None]) -> Callable:
@@ -64,18 +66,37 @@ def record_alarm_event(db, session_id: str, ev: SessionEvent) -> None:
         action = ev.kind.split(".", 1)[1]
         cleared = set(d.get("cleared") or ())
         detail = {k: d[k] for k in ("duration_s", "reason") if k in d}
+        if d.get("locked"):
+            detail["locked"] = True
         ids = list(d.get("alarm_ids") or ()) or [None]
+        user = ev.user_id or d.get("user")
         conn.executemany(
             "INSERT INTO alarm_actions (session_id, action, alarm_id, t_mono, t_wall, t_utc, user_id,"
             " role, detail) VALUES (?,?,?,?,?,?,?,?,?)",
             [(session_id, "cleared" if a in cleared else action, a, ev.t_mono, ev.t_wall, t_utc,
-              ev.user_id or d.get("user"), d.get("role"), json.dumps(detail, sort_keys=True))
+              user, d.get("role"), json.dumps(detail, sort_keys=True))
              for a in ids])
+        # the audit trail too: who silenced which alarms, and when, must be tamper-evident
+        append_audit(db, ev.kind, user_id=user, session_id=session_id, entity="alarm_action",
+                     detail={**detail, "alarm_ids": [a for a in ids if a],
+                             "conditions": list(d.get("conditions") or ()),
+                             "cleared": sorted(cleared), "role": d.get("role"),
+                             "locked": bool(d.get("locked")), "t_mono": ev.t_mono},
+                     t_wall=ev.t_wall)
+    elif ev.kind == "alarm.reannunciated":
+        conn.execute(
+            "INSERT INTO alarm_actions (session_id, action, alarm_id, t_mono, t_wall, t_utc, user_id,"
+            " role, detail) VALUES (?,?,?,?,?,?,NULL,NULL,?)",
+            (session_id, "reannunciated", d["alarm_id"], ev.t_mono, ev.t_wall, t_utc,
+             json.dumps({k: d.get(k) for k in ("value", "silenced_value", "margin", "was")},
+                        sort_keys=True)))
     elif ev.kind == "alarm.limits_changed":
+        detail = {"field": d["field"], "old": d["old"], "new": d["new"], "role": d.get("role")}
+        if d.get("reason"):
+            detail["reason"] = d["reason"]
         append_audit(db, "alarm.limits_changed", user_id=ev.user_id or d.get("user"),
                      session_id=session_id, entity="alarm_condition", entity_id=d["condition"],
-                     detail={"field": d["field"], "old": d["old"], "new": d["new"],
-                             "role": d.get("role")}, t_wall=ev.t_wall)
+                     detail=detail, t_wall=ev.t_wall)
 
 
 def alarm_log(db, session_id: str) -> list[dict]:

@@ -6,7 +6,10 @@ them in ``events`` and the UI sees them), its events reach the alarm log, and a 
 the "storage failing" technical alarm.
 
 Configuration, later layers winning: the defaults, the clinic's settings in the database (settings
-key ``alarms``), the protocol's ``alarm_limits``.
+key ``alarms``), the protocol's ``alarm_limits`` when the runtime is started for a protocol (the
+demo). At the bedside the protocol is chosen at check-in, and ``SessionWorkflow.check_in`` applies
+its limits then, as a recorded limit change. A protocol that cannot be loaded, or whose limits do not
+fit the clinic's settings, is a ConfigError: monitoring on limits nobody chose is not an option.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import KetmonitorError
 from .conditions import AlarmConfig
 from .engine import AlarmEngine
 from .log import alarm_log_listener, load_alarm_config
@@ -28,10 +30,7 @@ def alarm_config_for(db_path=None, protocol: str | None = None) -> AlarmConfig:
     if protocol:
         from ..protocols import load_protocol
 
-        try:
-            overrides = {"limits": load_protocol(protocol).alarm_limits}
-        except KetmonitorError as exc:  # monitoring starts anyway, on the default adult limits
-            log.warning("alarm limits of protocol %r not used: %s", protocol, exc)
+        overrides = {"limits": load_protocol(protocol).alarm_limits}
     if db_path is not None and Path(db_path).exists():
         from ..store import open_db
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from ..clock import utc_iso
+from ..errors import StoreError
 from ..samples import DeviceStatus, Numeric, Sample, SessionEvent, WaveformChunk
 from .database import open_db
 
@@ -58,9 +59,11 @@ class StoreWriter:
         self.rows_written = 0
         self.failing: str | None = None  # text of the current write failure, None when healthy
         self._heartbeat_sessions: set[str] = set()
+        self._stopped = False  # after stop(): calls fail at once instead of waiting for ever
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "StoreWriter":
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -74,6 +77,7 @@ class StoreWriter:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        self._stopped = True
 
     def __enter__(self):
         return self.start()
@@ -97,6 +101,9 @@ class StoreWriter:
 
     def call(self, fn: Callable[[sqlite_utils.Database], T]) -> "Future[T]":
         fut: Future = Future()
+        if self._stopped:
+            fut.set_exception(StoreError(f"the store writer of {self.path} has stopped"))
+            return fut
         self._queue.put((fn, fut))
         return fut
 
@@ -106,6 +113,10 @@ class StoreWriter:
     def flush(self, timeout: float = 30.0) -> None:
         """Return when everything queued before this call is committed."""
         self.run(lambda db: None, timeout)
+
+    def heartbeat(self, session_id: str) -> None:
+        """Keep ``last_seen_utc`` of ``session_id`` current while samples are written."""
+        self._heartbeat_sessions.add(session_id)
 
     def end_heartbeat(self, session_id: str) -> None:
         self._heartbeat_sessions.discard(session_id)

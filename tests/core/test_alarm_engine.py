@@ -313,8 +313,9 @@ def test_limit_ordering_is_kept():
     h = Harness()
     with pytest.raises(ConfigError, match="desaturation"):
         h.engine.set_limit("spo2_desat", user_id="n", role="nurse", limit=91)
+    h.engine.set_limit("pulse_rate_high", user_id="n", role="nurse", limit=90)
     with pytest.raises(ConfigError, match="below"):
-        h.engine.set_limit("pulse_rate_low", user_id="n", role="nurse", limit=125)
+        h.engine.set_limit("pulse_rate_low", user_id="n", role="nurse", limit=95)
 
 
 def test_admin_changes_priority_and_delay():
@@ -424,3 +425,149 @@ def test_sample_times_let_delays_run_out_between_ticks():
     for t in range(1, 8):
         engine.feed(Numeric.of("perfusion_index", None, t_mono=t, t_wall=t, source=OX))
     assert [(e.data["condition"], e.t_mono) for e in events] == [("sensor_off", 5)]
+
+
+# -- acting at a locked screen ------------------------------------------------------------------
+def test_acknowledge_and_pause_at_a_locked_screen_name_no_user():
+    h = Harness().run(series("spo2", [88] * 11))
+    h.engine.pause_audio("nurse1", "nurse", now=11, locked=True)
+    h.engine.acknowledge("nurse1", "nurse", now=12, locked=True)
+    acted = [e for e in h.events if e.kind in ("alarm.audio_paused", "alarm.acknowledged")]
+    assert [(e.kind, e.user_id, e.data["user"], e.data["role"], e.data["locked"]) for e in acted] \
+        == [("alarm.audio_paused", None, None, None, True),
+            ("alarm.acknowledged", None, None, None, True)]
+    assert h.audio is None and h.shown == ["spo2_low"]
+
+
+# -- the range a limit may be set to ------------------------------------------------------------
+@pytest.mark.parametrize("key, limit, match", [
+    ("spo2_desat", 50, "below the lowest this clinic allows \\(70 %\\)"),
+    ("spo2_low", 0, "below the lowest this clinic allows \\(80 %\\)"),
+    ("nibp_systolic_high", 260, "above the highest this clinic allows \\(230 mmHg\\)"),
+    ("pulse_rate_low", 20, "below the lowest"),
+])
+def test_limits_stay_within_the_clinic_range(key, limit, match):
+    h = Harness()
+    before = h.engine.spec(key).limit
+    with pytest.raises(ConfigError, match=match):
+        h.engine.set_limit(key, user_id="n", role="nurse", limit=limit)
+    assert h.engine.spec(key).limit == before and h.events == []
+
+
+def test_the_range_is_a_clinic_setting():
+    h = Harness({"conditions": {"spo2_desat": {"limit_min": 75}}})
+    with pytest.raises(ConfigError, match="75 %"):
+        h.engine.set_limit("spo2_desat", user_id="n", role="nurse", limit=72)
+    wide = Harness({"conditions": {"spo2_desat": {"limit_min": 60, "limit": 65}}})
+    assert wide.engine.spec("spo2_desat").limit == 65
+    with pytest.raises(ConfigError, match="below the lowest"):
+        AlarmConfig.from_dict({"conditions": {"spo2_low": {"limit_min": 92}}})  # default 90 out
+    with pytest.raises(ConfigError, match="limit_min 95 is above limit_max 90"):
+        AlarmConfig.from_dict({"conditions": {"spo2_low": {"limit_min": 95, "limit_max": 90,
+                                                           "limit": 92}}})
+    with pytest.raises(ConfigError, match="cannot change"):  # never at the bedside
+        h.engine.set_limit("spo2_desat", user_id="a", role="admin", limit_min=50)
+
+
+def test_protocol_limits_are_applied_with_a_reason_and_become_the_defaults():
+    h = Harness({"settings": {"limit_roles": ["physician"]}})
+    changed = h.engine.apply_limits({"spo2_desat": 88, "spo2_low": 92, "pulse_rate_high": 120},
+                                    user_id="nurse1", role="nurse", reason="protocol p1", now=1)
+    assert changed == {"spo2_desat": (85, 88), "spo2_low": (90, 92)}  # 120 already in force
+    ev = [e.data for e in h.events if e.kind == "alarm.limits_changed"]
+    assert [(d["condition"], d["old"], d["new"], d["user"], d["reason"]) for d in ev] == [
+        ("spo2_desat", 85, 88, "nurse1", "protocol p1"), ("spo2_low", 90, 92, "nurse1",
+                                                           "protocol p1")]
+    assert h.engine.limit_defaults()["spo2_low"] == 92 and h.engine.changed_limits() == ()
+    h.engine.set_limit("spo2_low", user_id="doc", role="physician", limit=90)
+    (change,) = h.engine.changed_limits()
+    assert (change.condition, change.limit, change.default) == ("spo2_low", 90, 92)
+    assert change.text == "SpO2 low < 90 (default 92)"
+    assert h.engine.snapshot().changed_limits == (change,)
+    with pytest.raises(ConfigError, match="lowest"):
+        h.engine.check_limits({"spo2_desat": 50})
+    with pytest.raises(ConfigError, match="lowest"):  # all or nothing
+        h.engine.apply_limits({"spo2_low": 91, "spo2_desat": 50}, user_id="n", role="nurse",
+                              reason="protocol p2")
+    assert h.engine.spec("spo2_low").limit == 90
+
+
+def test_banner_text_shows_a_changed_limit_and_its_default():
+    h = Harness()
+    h.engine.set_limit("spo2_low", user_id="n", role="nurse", limit=92)
+    h.run(series("spo2", [91] * 11))
+    assert h.engine.snapshot().top.text == "SpO2 low 91 (< 92, default 90)"
+
+
+def test_a_value_inside_the_hysteresis_is_not_shown_as_beyond_the_limit():
+    h = Harness().run([(0, "nibp_systolic", 170)])
+    assert h.engine.snapshot().top.text == "NIBP systolic high 170 (> 160)"
+    h.run([(300, "nibp_systolic", 158)])
+    assert h.engine.snapshot().top.text == \
+        "NIBP systolic high: last reading 158, alarm ends at 155 or below"
+    h2 = Harness().run(series("spo2", [88] * 11 + [90]))
+    assert h2.engine.snapshot().top.text == "SpO2 low: now 90, alarm ends at 91 or above"
+
+
+# -- re-annunciation of a silenced high-priority alarm that worsens -------------------------------
+def desat_acknowledged_at_84(config=None) -> Harness:
+    h = Harness(config).run(series("spo2", [84] * 6))
+    assert h.kinds("alarm.raised") == [("spo2_desat", 5)]
+    h.step(6, "ack")
+    assert h.audio is None
+    return h
+
+
+def test_acknowledged_desaturation_sounds_again_when_it_worsens_by_the_margin():
+    h = desat_acknowledged_at_84()
+    h.run(series("spo2", [82, 80, 79.5], 7))  # 4.5 % further: still silent
+    assert h.audio is None
+    h.run([(10, "spo2", 79)])  # 5 % below 84: sounds again
+    assert h.audio is Priority.HIGH and h.engine.snapshot().top.condition == "spo2_desat"
+    (ev,) = [e for e in h.events if e.kind == "alarm.reannunciated"]
+    assert ev.data == {"alarm_id": ev.data["alarm_id"], "condition": "spo2_desat",
+                       "priority": "high", "value": 79, "silenced_value": 84, "margin": 5.0,
+                       "was": "acknowledged"}
+    h.step(11, "ack")  # acknowledged at 79: the next re-annunciation needs 74
+    h.run(series("spo2", [76, 75], 12))
+    assert h.audio is None
+    h.run([(14, "spo2", 74)])
+    assert h.audio is Priority.HIGH
+    assert len([e for e in h.events if e.kind == "alarm.reannunciated"]) == 2
+
+
+def test_a_paused_desaturation_sounds_again_when_it_worsens():
+    h = Harness().run(series("spo2", [84] * 6))
+    h.step(6, "pause", None)
+    h.run([(7, "spo2", 78)])
+    assert h.audio is Priority.HIGH
+    assert [e.data["was"] for e in h.events if e.kind == "alarm.reannunciated"] == ["audio paused"]
+
+
+@pytest.mark.parametrize("config, steps", [
+    ({"settings": {"reannunciate": False}}, [(7, "spo2", 60)]),  # the clinic switched it off
+    ({"settings": {"reannunciate_margins": {"spo2": 10}}}, [(7, "spo2", 75)]),  # 9 % < 10 %
+    (None, [(7, "spo2", 88), (8, "spo2", 80)]),  # improving then back: 4 % below 84
+])
+def test_no_reannunciation(config, steps):
+    h = desat_acknowledged_at_84(config).run(steps)
+    assert h.audio is None and not [e for e in h.events if e.kind == "alarm.reannunciated"]
+
+
+def test_medium_priority_alarms_are_not_reannunciated():
+    h = Harness().run(series("spo2", [88] * 11))
+    h.step(11, "ack")
+    h.run([(12, "spo2", 86)])  # SpO2 low (medium) worse by 2 %, no desat yet (delay)
+    h.run([(13, "spo2", 70)])  # 18 % worse: SpO2 low stays silent; desaturation is new
+    low = [a for a in h.engine.snapshot().alarms if a.condition == "spo2_low"][0]
+    assert low.acknowledged and not [e for e in h.events if e.kind == "alarm.reannunciated"]
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"reannunciate_margins": {"spo2": 0}}, "more than 0"),
+    ({"reannunciate_margins": {"perfusion_index": 1}}, "no limit alarm"),
+    ({"reannunciate": "yes"}, "true or false"),
+])
+def test_bad_reannunciation_settings(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        AlarmConfig.from_dict({"settings": settings})

@@ -75,10 +75,17 @@ def test_alarms_actions_and_limit_changes_are_logged(rig):
                                            (SID,))]
     assert kinds.count("alarm.raised") == 3 and "alarm.limits_changed" in kinds
     audit = db.conn.execute("SELECT user_id, action, entity_id, detail FROM audit_log").fetchall()
-    assert audit == [("nurse2", "alarm.limits_changed", "spo2_low",
-                      json.dumps({"field": "limit", "new": 85, "old": 90, "role": "nurse"},
-                                 separators=(",", ":")))]
-    assert verify_chain(db).rows == 1
+    assert [(u, a) for u, a, _e, _d in audit] == [
+        ("nurse1", "alarm.audio_paused"), ("nurse2", "alarm.acknowledged"),
+        ("nurse2", "alarm.limits_changed")]
+    paused, acked = json.loads(audit[0][3]), json.loads(audit[1][3])
+    assert paused["conditions"] == ["spo2_desat", "spo2_low"] and paused["duration_s"] == 120
+    assert not paused["locked"] and paused["role"] == "nurse"
+    assert acked["alarm_ids"] == [low["alarm_id"], desat["alarm_id"]]
+    assert acked["cleared"] == [desat["alarm_id"]]
+    assert audit[2][2:] == ("spo2_low", json.dumps(
+        {"field": "limit", "new": 85, "old": 90, "role": "nurse"}, separators=(",", ":")))
+    assert verify_chain(db).rows == 3
 
     lines = summarise_alarms(db, SID)
     assert len(lines) == 3
@@ -111,3 +118,27 @@ def test_clinic_settings_and_protocol_combine(tmp_path):
     assert cfg.specs["spo2_low"].delay_s == 15
     with pytest.raises(ConfigError):
         load_alarm_config(db, {"conditions": {"spo2_low": {"limit": 300}}})
+
+
+def test_actions_at_a_locked_screen_are_recorded_as_such(rig):
+    clock, d, engine, writer, path = rig
+    for t in range(12):
+        spo2(d, clock, t, 88)
+        engine.tick(t)
+    engine.pause_audio("nurse1", "nurse", now=12, locked=True)
+    engine.resume_audio("nurse1", "nurse", now=13, locked=True)
+    engine.acknowledge("nurse1", "nurse", now=14, locked=True)
+    writer.flush()
+    db = open_db(path, readonly=True)
+    (low,) = alarm_log(db, SID)
+    assert [(a["action"], a["user_id"], a["role"], a["detail"].get("locked")) for a in
+            low["actions"]] == [("audio_paused", None, None, True),
+                                ("audio_resumed", None, None, True),
+                                ("acknowledged", None, None, True)]
+    audit = [(u, a, json.loads(det)["locked"]) for u, a, det in db.conn.execute(
+        "SELECT user_id, action, detail FROM audit_log ORDER BY seq")]
+    assert audit == [(None, "alarm.audio_paused", True), (None, "alarm.audio_resumed", True),
+                     (None, "alarm.acknowledged", True)]
+    assert "acknowledged by unknown user" in summarise_alarms(db, SID)[0]
+    verify_chain(db)
+    db.conn.close()

@@ -37,7 +37,7 @@ def test_iv_infusion_bp_every_10_min_during_the_infusion():
     timed = [c.offset_s / 60 for c in p.checks if c.kind == "bp" and c.phase == "post"]
     assert timed[:4] == [10, 20, 30, 40] and max(timed) > p.dose["infusion_min"]
     assert p.dose == {"amount": 0.5, "unit": "mg/kg", "infusion_min": 40}
-    assert p.alarm_limits["spo2"] == {"low": 90.0}
+    assert p.alarm_limits["spo2"] == {"low": 90.0, "desat": 85.0}
     assert p.check("moaas@20").label == "MOAA/S at 20 min"
 
 
@@ -73,10 +73,22 @@ BAD = [
      "field 'checks[9]': needs exactly one of"),
     (lambda d: d["checks"].append({"kind": "ecg", "at": "pre"}), "field 'checks[9].kind'"),
     (lambda d: d["alarm_limits"].update(spo3={"low": 90}), "field 'alarm_limits.spo3': unknown"),
-    (lambda d: d["alarm_limits"].update(spo2={"low": 95, "high": 90}),
-     "field 'alarm_limits.spo2': low 95 must be below high 90"),
+    (lambda d: d["alarm_limits"].update(pulse_rate={"low": 95, "high": 90}),
+     "field 'alarm_limits.pulse_rate': low 95 must be below high 90"),
+    (lambda d: d["alarm_limits"].update(spo2={"low": 90, "high": 99}),  # no such alarm
+     "field 'alarm_limits.spo2': must be an object with 'desat' and/or 'low'"),
     (lambda d: d["alarm_limits"].update(spo2={"low": 120}), "'alarm_limits.spo2.low': 120 is outside"),
     (lambda d: d["alarm_limits"].update(spo2={"low": "90"}), "'alarm_limits.spo2.low': must be a number"),
+    (lambda d: d["alarm_limits"].update(spo2={"low": 0}),
+     "'alarm_limits.spo2.low': SpO2 low limit 0 % is below the lowest this clinic allows (80 %)"),
+    (lambda d: d["alarm_limits"].update(spo2={"low": 90, "desat": 50}),
+     "'alarm_limits.spo2.desat': SpO2 desaturation limit 50 % is below the lowest"),
+    (lambda d: d["alarm_limits"].update(spo2={"low": 88, "desat": 89}),
+     "field 'alarm_limits': SpO2 desaturation limit 89 must not be above SpO2 low 88"),
+    (lambda d: d["alarm_limits"].update(pulse_rate={"desat": 40}),
+     "field 'alarm_limits.pulse_rate': must be an object with 'low' and/or 'high'"),
+    (lambda d: d["alarm_limits"].update(nibp_systolic={"high": 280}),
+     "'alarm_limits.nibp_systolic.high': NIBP systolic high limit 280 mmHg is above the highest"),
     (lambda d: d["baseline_bp"].update(systolic=20), "field 'baseline_bp.systolic'"),
     (lambda d: d.update(min_monitoring_min=0), "field 'min_monitoring_min'"),
     (lambda d: d["discharge_criteria"].append({"id": "ambulates", "label": "x"}),
@@ -117,3 +129,24 @@ def test_alarm_engine_takes_every_protocols_limits():
         for metric, bounds in p.alarm_limits.items():
             for side, value in bounds.items():
                 assert config.specs[f"{metric}_{side}"].limit == value
+        assert p.alarm_limit_keys["spo2_desat"] == config.specs["spo2_desat"].limit
+
+
+def test_a_protocol_sets_the_desaturation_limit(tmp_path):
+    data = json.loads((BUILTIN_DIR / "iv-infusion.json").read_text())
+    data.update(name="iv-strict")
+    data["alarm_limits"]["spo2"] = {"low": 92, "desat": 88}
+    (tmp_path / "strict.json").write_text(json.dumps(data))
+    p = load_protocols(tmp_path)["iv-strict"]
+    assert p.alarm_limits["spo2"] == {"low": 92, "desat": 88}
+    assert {k: v for k, v in p.alarm_limit_keys.items() if k.startswith("spo2")} == {
+        "spo2_low": 92, "spo2_desat": 88}
+
+
+def test_discharge_criteria_name_no_moaas_score_that_depends_on_the_variant():
+    # MOAA/S 5 is "alert" on the 0-5 form but not on the 1-6 one: say what is meant instead
+    import re
+
+    for p in PROTOCOLS.values():
+        for c in p.discharge_criteria:
+            assert not re.search(r"MOAA/S\s*\d", c.label), (p.name, c.label)

@@ -119,3 +119,12 @@ def test_integrity_of_database_after_concurrent_reader(db_path):
         w.flush()
         assert reader.execute("SELECT count(*) FROM numerics").fetchone()[0] == 200
         reader.close()
+
+
+def test_a_stopped_writer_refuses_calls_at_once(tmp_path):
+    # a UI timer firing after the monitor stopped must get an error, not wait 30 s for an answer
+    writer = StoreWriter(tmp_path / "k.db").start()
+    assert writer.run(lambda db: 1) == 1
+    writer.stop()
+    with pytest.raises(StoreError, match="has stopped"):
+        writer.run(lambda db: 1, timeout=0.5)

@@ -10,7 +10,7 @@ import pytest
 
 from ketmonitor.audit import verify_chain
 from ketmonitor.clock import ManualClock
-from ketmonitor.errors import NotSupportedError, WorkflowError
+from ketmonitor.errors import DoseDeviationError, NotSupportedError, WorkflowError
 from ketmonitor.patients import Patient
 from ketmonitor.protocols import load_protocol
 from ketmonitor.samples import Numeric
@@ -69,7 +69,8 @@ def test_order_is_enforced(env):
     writer, clock, *_ = env
     wf = workflow(env)
     assert wf.state == "check_in"
-    with pytest.raises(WorkflowError, match="cannot give a dose now: the session is at 'check_in'"):
+    with pytest.raises(WorkflowError, match="cannot give a dose before check-in: check the patient"
+                                            " in first"):
         give_device(wf)
     with pytest.raises(WorkflowError, match="check the patient in first"):
         wf.record_baseline(nibp_systolic=120, nibp_diastolic=80)
@@ -370,7 +371,7 @@ def test_amendments_never_overwrite(env):
     assert was[1] == {"lot_number": "LOT-7"}
     with pytest.raises(WorkflowError, match="needs a reason"):
         wf.amend("doses", dose_id, " ", {"lot_number": "X"})
-    with pytest.raises(WorkflowError, match="has no field"):
+    with pytest.raises(WorkflowError, match="colour cannot be corrected"):
         wf.amend("doses", dose_id, "why", {"colour": "red"})
     with pytest.raises(WorkflowError, match="cannot amend users"):
         wf.amend("users", "nina", "why", {"role": "admin"})
@@ -385,6 +386,69 @@ def test_amendments_never_overwrite(env):
         writer.run(lambda db: db.conn.execute("UPDATE doses SET lot_number='X'"))
     with pytest.raises(Exception, match="append-only"):
         writer.run(lambda db: db.conn.execute("DELETE FROM scale_entries"))
+
+
+@pytest.mark.parametrize("field", ["user_id", "t_utc", "t_mono", "t_wall", "session_id", "id",
+                                   "route", "action", "device_index"])
+def test_who_when_where_and_ids_are_never_corrected(env, field):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    dose_id = give_device(wf)
+    with pytest.raises(WorkflowError, match=f"{field} cannot be corrected in a dose entry \\(dose\\)"
+                                            " \\(correctable: drug, amount, unit, lot_number\\)"):
+        wf.amend("doses", dose_id, "why", {field: "x"})
+    note = wf.add_note("resting")
+    with pytest.raises(WorkflowError, match=f"{field} cannot be corrected in a note event"):
+        wf.amend("events", note, "why", {field: "x"})
+    assert read(writer, "SELECT count(*) FROM amendments")[0][0] == 0
+
+
+@pytest.mark.parametrize("table, changes, message", [
+    ("doses", {"amount": -28}, "must be a number above 0"),
+    ("doses", {"amount": "28"}, "must be a number above 0"),
+    ("doses", {"unit": "grains"}, "dose unit must be one of"),
+    ("doses", {"lot_number": " "}, "needs its lot number"),
+    ("doses", {"drug": ""}, "needs a drug name"),
+    ("bp", {"nibp_systolic": 400}, "NIBP sys 400 is not possible"),
+    ("bp", {"nibp_diastolic": 130}, "diastolic must be below systolic"),
+    ("note", {"text": "  "}, "a note cannot be empty"),
+    ("scale", {"items": {"3": 9}}, "outside 0..4"),
+    ("scale", {"items": {"99": 1}}, "has no item 99"),
+    ("checkin", {"mrn": "MRN-9"}, "a checkin event cannot be corrected"),
+])
+def test_corrections_pass_the_original_entrys_checks(env, table, changes, message):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    wf.record_bp(128, 80)
+    ids = {"doses": give_device(wf),
+           "bp": read(writer, "SELECT id FROM events WHERE kind='bp.manual'")[0][0],
+           "note": wf.add_note("resting"),
+           "scale": wf.record_scale("cadss", {n: 1 for n in range(1, 24)})[0],
+           "checkin": read(writer, "SELECT id FROM events WHERE kind='checkin'")[0][0]}
+    target = {"bp": "events", "note": "events", "scale": "scale_entries",
+              "checkin": "events"}.get(table, table)
+    with pytest.raises(WorkflowError, match=message):
+        wf.amend(target, ids[table], "why", changes)
+    assert read(writer, "SELECT count(*) FROM amendments")[0][0] == 0
+
+
+def test_a_valid_correction_of_each_kind(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    dose_id = give_device(wf)
+    wf.record_bp(128, 80)
+    bp_event = read(writer, "SELECT id FROM events WHERE kind='bp.manual'")[0][0]
+    assert wf.correctable("events", bp_event) == ("nibp_systolic", "nibp_diastolic", "nibp_mean",
+                                                  "nibp_pulse_rate")
+    assert wf.correctable("doses", dose_id) == ("drug", "amount", "unit", "lot_number")
+    wf.amend("doses", dose_id, "second device was 28 mg, typed 82", {"amount": 28, "unit": "mg"})
+    wf.amend("events", bp_event, "read off the wrong line", {"nibp_systolic": 138})
+    rows = read(writer, "SELECT target_table, changes FROM amendments ORDER BY id")
+    assert [(t, json.loads(c)) for t, c in rows] == [
+        ("doses", {"amount": 28.0, "unit": "mg"}), ("events", {"nibp_systolic": 138.0})]
 
 
 def test_signed_session_takes_no_amendments(env):
@@ -500,3 +564,136 @@ def test_baseline_source_device_manual_or_mixed(env):
     assert [m for (m,) in manual] == ["nibp_diastolic", "nibp_systolic"]  # SpO2 came from the device
     with pytest.raises(WorkflowError, match="'device' or 'manual'"):
         wf.record_baseline(nibp_systolic=128, nibp_diastolic=80, source="guess")
+
+
+# -- sessions the monitor creates wait for check-in ----------------------------------------------
+def test_a_monitor_session_awaits_check_in_and_refuses_clinical_entries(db_path):
+    from ketmonitor.runtime import MonitorRuntime
+
+    clock = ManualClock(0.0)
+    rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
+    sid = rt.start()
+    try:
+        auth = Authenticator(rt.writer, clock=clock, hasher=cheap_hasher())
+        admin = auth.first_start(Clinic("North clinic"), "admin", "Ada Admin", "Boss-key-2026x")
+        nurse = auth.create_user(admin, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
+                                 must_change=False)
+        state = rt.writer.run(lambda db: db.conn.execute(
+            "SELECT state FROM sessions WHERE id = ?", (sid,)).fetchone()[0])
+        assert state == "check_in"
+        wf = SessionWorkflow(rt.writer, sid, clock, user=nurse, protocol=ESK)
+        assert wf.state == "check_in" and not wf.snapshot.checked_in
+        for attempt in (lambda: wf.record_bp(120, 80), lambda: wf.add_event("nausea"),
+                        lambda: wf.add_note("early"),
+                        lambda: wf.record_scale("moaas", {1: 5}),
+                        lambda: wf.skip_check("bp@40", "not needed"),
+                        lambda: wf.begin_discharge("left"), lambda: give_device(wf)):
+            with pytest.raises(WorkflowError, match="before check-in: check the patient in first"):
+                attempt()
+        rt.publish(Numeric.of("spo2", 97, t_mono=1.0, t_wall=clock.wall(), source="ox"))
+        rt.writer.flush()
+        counts = rt.writer.run(lambda db: db.conn.execute(
+            "SELECT (SELECT count(*) FROM numerics WHERE session_id = ?),"
+            " (SELECT count(*) FROM events WHERE session_id = ? AND kind IN"
+            " ('bp.manual', 'event', 'note', 'scale'))", (sid, sid)).fetchone())
+        assert counts == (1, 0)  # vitals recorded, no clinical entry
+        wf.check_in(patient(), ESK)
+        assert wf.state == "pre_dose"
+        wf.add_note("checked in")
+    finally:
+        rt.stop()
+
+
+def test_a_session_left_at_monitoring_by_an_older_version_is_read_as_awaiting_check_in(env):
+    writer, clock, *_ = env
+    writer.run(lambda db: db["sessions"].insert({  # the old column default: 'monitoring'
+        "id": "old", "created_utc": "2026-01-01T00:00:00Z", "started_utc": "2026-01-01T00:00:00Z",
+        "wall_anchor": clock.wall(), "mono_anchor": 0.0}))
+    assert read(writer, "SELECT state FROM sessions WHERE id='old'")[0][0] == "monitoring"
+    wf = workflow(env, sid="old", protocol=ESK)
+    assert wf.state == "check_in"
+    with pytest.raises(WorkflowError, match="before check-in"):
+        wf.begin_discharge()
+    wf.check_in(patient(), ESK)
+    assert wf.state == "pre_dose"
+
+
+def test_discharge_without_a_dose_is_refused_not_a_crash(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    wf.check_in(patient(), ESK)
+    # an inconsistent row (e.g. written by hand, or an older version): monitoring with no dose
+    writer.run(lambda db: db.conn.execute("UPDATE sessions SET state='monitoring' WHERE id='s1'"))
+    wf.refresh()
+    with pytest.raises(WorkflowError, match="nothing has been dosed"):
+        wf.begin_discharge("patient left")
+
+
+# -- intranasal devices against the protocol ----------------------------------------------------
+def test_intranasal_devices_follow_the_protocol_or_need_a_reason(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    give_device(wf)
+    clock.advance(10)
+    with pytest.raises(DoseDeviationError, match="device 2 comes 0:10 after the previous one; the"
+                                                 " protocol asks for at least 5 min") as err:
+        give_device(wf)
+    assert len(err.value.deviations) == 1
+    assert read(writer, "SELECT count(*) FROM doses")[0][0] == 1
+    second = wf.give_dose(drug="esketamine", amount=28, unit="mg", route="intranasal",
+                          lot_number="LOT-7", deviation_reason="patient sneezed: repeat device")
+    data = json.loads(read(writer, "SELECT data FROM events WHERE kind='dose' ORDER BY id DESC"
+                                   " LIMIT 1")[0][0])
+    assert data["dose_id"] == second and data["deviation_reason"] == "patient sneezed: repeat device"
+    assert data["deviations"] == ["device 2 comes 0:10 after the previous one; the protocol asks"
+                                  " for at least 5 min between devices"]
+    audit = read(writer, "SELECT detail FROM audit_log WHERE action='workflow.dose' ORDER BY seq"
+                         " DESC LIMIT 1")[0][0]
+    assert "patient sneezed" in audit
+    clock.advance(300)
+    give_device(wf)  # 5 min later: within the protocol, no reason asked
+    clock.advance(300)
+    with pytest.raises(DoseDeviationError) as err:
+        give_device(wf)
+    assert err.value.deviations == ["device 4: the protocol allows at most 3 devices",
+                                    "the total would be 112 mg; the protocol's maximum is 84 mg"]
+    with pytest.raises(DoseDeviationError, match="device 4 is 56 mg; the protocol's devices are"
+                                                 " 28 mg"):
+        wf.give_dose(drug="esketamine", amount=56, unit="mg", route="intranasal",
+                     lot_number="LOT-7")
+    writer.run(verify_chain)
+
+
+def test_minimum_monitoring_counts_from_the_last_device(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    give_device(wf)
+    first = clock.monotonic()
+    clock.advance(300)
+    give_device(wf)
+    wf.finish_dosing()
+    clock.set(first + 121 * 60)  # 2 h after the first device, 1h56 after the last
+    assert round(wf.minutes_monitored()) == 116
+    with pytest.raises(WorkflowError, match="only 116 of the 120 minutes of monitoring after the"
+                                            " last dose"):
+        wf.begin_discharge()
+    clock.set(first + 125 * 60)
+    wf.begin_discharge()
+    assert wf.state == "discharge"
+
+
+def test_an_infusion_protocol_may_count_from_the_first_dose(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf, IV)
+    assert IV.min_monitoring_from == "first_dose"
+    wf.start_infusion(drug="ketamine", amount=35, unit="mg", rate=52.5, rate_unit="mg/h")
+    start = clock.monotonic()
+    clock.advance(40 * 60)
+    wf.stop_infusion(amount_given=35)
+    wf.finish_dosing()
+    clock.set(start + 81 * 60)
+    wf.begin_discharge()
+    assert wf.state == "discharge"

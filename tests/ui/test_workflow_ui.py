@@ -227,10 +227,13 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     qtbot.keyClick(overlay.password, Qt.Key_Return)
     assert not wui.lock.lock.locked and wf.user.id == "paula"
 
-    # -- discharge after the minimum monitoring time. The oximeter has shown what it had to; it
-    # stops here so the next 75 simulated minutes do not cost seconds of tile drawing.
+    # -- discharge after the minimum monitoring time, counted from the last device. The oximeter
+    # has shown what it had to; it stops here so the next 80 simulated minutes do not cost seconds
+    # of tile drawing.
     rt.sources[0].stop()
-    advance(qtbot, clock, wui, first_dose + 121 * 60 - clock.monotonic(), step=120)
+    last_dose = wf.snapshot.last_dose_mono
+    assert last_dose == first_dose + 300
+    advance(qtbot, clock, wui, last_dose + 121 * 60 - clock.monotonic(), step=120)
     panel.tabs.setCurrentWidget(panel.step)
     dis = panel.step.currentWidget()
     assert isinstance(dis, DischargeForm)

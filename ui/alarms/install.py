@@ -1,9 +1,13 @@
 """Putting the alarm parts into the MonitorWindow: the banner on top of its banner area, tile
-colours on its tiles, sound, and the list and limits dialogs behind the banner's buttons."""
+colours on its tiles, sound, and the list and limits dialogs behind the banner's buttons.
+
+While the screen is locked (``set_locked``) the limits cannot be opened and an open limits dialog is
+closed: changing limits needs an unlocked, authorised user. Acknowledge and audio pause stay
+available and are recorded as done at the locked screen."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtWidgets import QDialog, QVBoxLayout
 
@@ -22,6 +26,7 @@ class AlarmUi:
     banner: AlarmBannerWidget
     tiles: TileAlarmColours
     audio: AlarmAudio
+    limits_dialog: AlarmLimitsDialog | None = field(default=None, repr=False)
 
     def open_list(self, parent=None) -> QDialog:
         dlg = QDialog(parent or self.banner.window())
@@ -32,9 +37,26 @@ class AlarmUi:
         dlg.show()
         return dlg
 
-    def open_limits(self, parent=None) -> AlarmLimitsDialog:
+    @property
+    def locked(self) -> bool:
+        return self.controller.locked
+
+    def set_locked(self, locked: bool) -> None:
+        self.controller.locked = locked
+        self.banner.limits_button.setEnabled(not locked)
+        self.banner.limits_button.setToolTip("Unlock the controls to change alarm limits"
+                                             if locked else "")
+        if locked and self.limits_dialog is not None:
+            self.limits_dialog.reject()  # nothing typed into it is applied
+            self.limits_dialog = None
+
+    def open_limits(self, parent=None) -> AlarmLimitsDialog | None:
+        """The limits dialog for the signed-in user; None while the screen is locked."""
+        if self.locked:
+            return None
         user, role = self.controller.user()
         dlg = AlarmLimitsDialog(self.controller.engine, user, role, parent or self.banner.window())
+        self.limits_dialog = dlg
         dlg.show()
         return dlg
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from ketmonitor.errors import DoseDeviationError, KetmonitorError
 from ketmonitor.patients import REMS_FLAGS, SEXES, Patient
 from ketmonitor.workflow import DOSE_UNITS, RATE_UNITS, ROUTES, SessionWorkflow
 
@@ -179,7 +180,9 @@ class PreDoseForm(QWidget):
 
 
 class DoseForm(QWidget):
-    """Drug, dose, unit, route, lot number; several devices or boluses; infusion start/rate/stop."""
+    """Drug, dose, unit, route, lot number; several devices or boluses; infusion start/rate/stop.
+    A dose outside the protocol (too soon after the last device, too many, too much) is refused
+    with what departs from it, and can then be given with a recorded reason."""
 
     def __init__(self, workflow: SessionWorkflow, parent=None):
         super().__init__(parent)
@@ -213,7 +216,7 @@ class DoseForm(QWidget):
         layout.addWidget(self.hint)
         buttons = QGridLayout()
         self.give_button = QPushButton("Give dose" if p.route != "intranasal" else "Give device")
-        self.give_button.clicked.connect(self.give)
+        self.give_button.clicked.connect(lambda: self.give())
         self.start_button = QPushButton("Start infusion")
         self.start_button.clicked.connect(self.start_infusion)
         self.rate_button = QPushButton("Change rate")
@@ -232,6 +235,16 @@ class DoseForm(QWidget):
         layout.addLayout(buttons)
         self.given = QLabel("")
         layout.addWidget(self.given)
+        self.deviation = QLabel("")
+        self.deviation.setWordWrap(True)
+        self.deviation.setStyleSheet(f"color: {theme.ALARM_COLOURS['medium']}; font-weight: bold;")
+        self.deviation_reason = QLineEdit()
+        self.deviation_reason.setPlaceholderText("Reason to give it outside the protocol (required)")
+        self.deviation_button = QPushButton("Give with this reason")
+        self.deviation_button.clicked.connect(self.give_with_reason)
+        for w in (self.deviation, self.deviation_reason, self.deviation_button):
+            layout.addWidget(w)
+            w.hide()
         self.error = ErrorLabel()
         layout.addWidget(self.error)
         layout.addStretch(1)
@@ -257,10 +270,37 @@ class DoseForm(QWidget):
         return dict(drug=self.drug.text(), amount=parse_number(self.amount.text(), "dose"),
                     unit=self.unit.currentText())
 
-    def give(self) -> None:
-        attempt(self.error, lambda: self.workflow.give_dose(
-            **self._dose_args(), route=self.route.currentText(), lot_number=self.lot.text()))
+    def give(self, reason: str | None = None) -> None:
+        try:
+            self.workflow.give_dose(**self._dose_args(), route=self.route.currentText(),
+                                    lot_number=self.lot.text(), deviation_reason=reason)
+        except DoseDeviationError as exc:
+            self._show_deviation(exc.deviations)
+            self.error.clear_error()
+            return
+        except KetmonitorError as exc:
+            self.error.show_error(str(exc))
+            return
+        self.error.clear_error()
+        self._show_deviation([])
         self.refresh()
+
+    def give_with_reason(self) -> None:
+        reason = self.deviation_reason.text().strip()
+        if not reason:
+            self.error.show_error("giving a dose outside the protocol needs a reason")
+            return
+        self.give(reason)
+
+    def _show_deviation(self, deviations: list[str]) -> None:
+        self.deviation.setText("Outside the protocol: " + "; ".join(deviations) + "."
+                               if deviations else "")
+        for w in (self.deviation, self.deviation_reason, self.deviation_button):
+            w.setVisible(bool(deviations))
+        if not deviations:
+            self.deviation_reason.clear()
+        else:
+            self.deviation_reason.setFocus()
 
     def start_infusion(self) -> None:
         attempt(self.error, lambda: self.workflow.start_infusion(
@@ -350,10 +390,12 @@ class DischargeForm(QWidget):
 
     def refresh(self) -> None:
         snap = self.workflow.snapshot
-        minutes = self.workflow.minutes_since_dose()
-        need = self.workflow.protocol.min_monitoring_min
+        protocol = self.workflow.protocol
+        minutes = self.workflow.minutes_monitored()
+        since = "first" if protocol.min_monitoring_from == "first_dose" else "last"
         if minutes is not None:
-            self.elapsed.setText(f"{minutes:.0f} of at least {need:g} minutes since the first dose")
+            self.elapsed.setText(f"{minutes:.0f} of at least {protocol.min_monitoring_min:g}"
+                                 f" minutes since the {since} dose")
         in_discharge = snap.state == "discharge"
         self.begin_button.setEnabled(snap.state == "monitoring")
         self.early_reason.setVisible(snap.state == "monitoring")

@@ -1,5 +1,6 @@
-"""Automatic lock after inactivity. It disables the workflow controls and the NIBP button only:
-tiles, waveform, trends and the alarm banner stay live and alarm sound continues. Unlocking takes a
+"""Automatic lock after inactivity. It disables the workflow controls, the NIBP button and the alarm
+limits only: tiles, waveform, trends and the alarm banner stay live, alarm sound continues, and
+Acknowledge and Pause audio stay usable (recorded as done at the locked screen). Unlocking takes a
 user id and password; another user unlocking is a recorded handover."""
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ class LockOverlay(QFrame):
 class LockController(QObject):
     """Drives an InactivityLock from Qt input events (application-wide event filter) and a timer.
 
-    ``controls``: widgets disabled while locked. ``on_unlock(result)`` gets the ``Unlock``.
-    ``now``: the clock inactivity is measured on (real time by default: it is about people).
+    ``controls``: widgets disabled while locked, or ``(widget, available)`` pairs for a widget that
+    unlocking enables only when ``available()`` (the NIBP button without a blood-pressure device
+    stays disabled). ``on_unlock(result)`` gets the ``Unlock``. ``now``: the clock inactivity is
+    measured on (real time by default: it is about people).
     """
 
     locked_changed = Signal(bool)
@@ -85,8 +88,9 @@ class LockController(QObject):
         self.lock.lock(self.now())
 
     def _changed(self, locked: bool) -> None:
-        for w in self.controls:
-            w.setEnabled(not locked)
+        for c in self.controls:
+            w, available = c if isinstance(c, tuple) else (c, None)
+            w.setEnabled(not locked and (available is None or bool(available())))
         self.overlay.setVisible(locked)
         if locked:
             self.overlay.user_id.setText("")

@@ -20,8 +20,9 @@ from .. import theme
 from .common import FORM_STYLE, ErrorLabel, attempt, heading, parse_number
 from .forms import CheckInForm, DischargeForm, DoseForm, PreDoseForm
 from .scale_entry import ScaleEntryWidget
+from .sign import SessionEndForm
 
-STATE_TITLES = {"check_in": "Check-in", "pre_dose": "Before the dose", "dosing": "Dosing",
+STATE_TITLES = {"check_in": "Awaiting check-in", "pre_dose": "Before the dose", "dosing": "Dosing",
                 "monitoring": "Monitoring", "discharge": "Discharge", "ended": "Session ended"}
 TASK_COLOURS = {OVERDUE: theme.ALARM_COLOURS["medium"], DUE: theme.ALARM_COLOURS["low"],
                 DONE: theme.DIM, SKIPPED: theme.DIM}
@@ -114,6 +115,7 @@ class EventsWidget(QWidget):
         row.addWidget(self.note_button)
         layout.addLayout(row)
         layout.addWidget(heading("Correct an entry"))
+        self._fields: tuple[str, ...] = ()  # correctable fields of the selected entry
         self.entries = QComboBox()
         self.entries.currentIndexChanged.connect(self._entry_selected)
         self.changes = QLineEdit()
@@ -162,17 +164,29 @@ class EventsWidget(QWidget):
 
     def _entry_selected(self) -> None:
         data = self.entries.currentData()
-        table = data[0] if data else None
-        self.changes.setPlaceholderText({
-            "scale_entries": "corrected items, e.g. 3=4, 7=0",
-            "doses": "corrected fields, e.g. lot_number=AB12, amount=56",
-        }.get(table, "corrected text"))
+        fields = self.workflow.correctable(*data) if data else ()
+        self._fields = fields
+        if data and data[0] == "scale_entries":
+            hint = "corrected items, e.g. 3=4, 7=0"
+        elif fields in (("text",), ("text", "detail")):
+            hint = "corrected text"
+        elif fields:
+            example = {"lot_number": "lot_number=AB12", "amount": "amount=56",
+                       "nibp_systolic": "nibp_systolic=138", "rate": "rate=30"}
+            hint = "field=value: " + ", ".join(example.get(f, f) for f in fields)
+        else:
+            hint = "this entry cannot be corrected: add a note"
+        self.changes.setPlaceholderText(hint)
+        self.changes.setToolTip("Correctable: " + ", ".join(fields) if fields else hint)
 
     def parse_changes(self, table: str) -> dict:
+        """The typed correction as the changes ``amend`` takes; only the entry's correctable
+        fields (the core checks again, with the original entry's rules)."""
         text = self.changes.text().strip()
         if not text:
             raise WorkflowError("enter the corrected values")
-        if table == "events":
+        fields = self._fields
+        if table == "events" and fields in (("text",), ("text", "detail")):
             return {"text": text}
         pairs = {}
         for part in text.split(","):
@@ -185,7 +199,12 @@ class EventsWidget(QWidget):
                 return {"items": {k: int(v) for k, v in pairs.items()}}
             except ValueError:
                 raise WorkflowError("item scores must be whole numbers") from None
-        numeric = {"amount", "rate", "device_index"}
+        bad = sorted(set(pairs) - set(fields))
+        if bad:
+            raise WorkflowError(f"{', '.join(bad)} cannot be corrected here"
+                                f" (correctable: {', '.join(fields) or 'nothing'})")
+        numeric = {"amount", "rate", "nibp_systolic", "nibp_diastolic", "nibp_mean",
+                   "nibp_pulse_rate", "spo2", "pulse_rate"}
         return {k: (parse_number(v, k) if k in numeric else v) for k, v in pairs.items()}
 
     def amend(self) -> None:
@@ -205,13 +224,15 @@ class WorkflowPanel(QWidget):
     """Tabs: the current step's form, the scales, events and notes, the task list."""
 
     def __init__(self, workflow: SessionWorkflow, protocols: dict, *,
-                 latest: Callable[[], dict] = dict, parent=None):
+                 latest: Callable[[], dict] = dict,
+                 next_patient: Callable[[], None] | None = None, parent=None):
         super().__init__(parent)
         self.setObjectName("workflowPanel")
         self.setStyleSheet(FORM_STYLE)
         self.setMinimumWidth(420)
         self.setMaximumWidth(560)  # the vitals keep most of the screen
         self.workflow, self.protocols, self.latest = workflow, protocols, latest
+        self.next_patient = next_patient
         self._dirty = True
         self._shown_state: str | None = None
         layout = QVBoxLayout(self)
@@ -293,7 +314,7 @@ class WorkflowPanel(QWidget):
                     "pre_dose": lambda: PreDoseForm(wf, self.latest),
                     "dose": lambda: DoseForm(wf),
                     "discharge": lambda: DischargeForm(wf),
-                    "ended": lambda: heading("Session ended. Sign it from the review screen.")}[key]
+                    "ended": lambda: SessionEndForm(wf, next_patient=self.next_patient)}[key]
             self.forms[key] = make()
             self.step.addWidget(self.forms[key])
         return self.forms[key]
