@@ -11,11 +11,10 @@ from PySide6.QtCore import Qt
 from ketmonitor.clock import ManualClock
 from ketmonitor.runtime import MonitorRuntime
 from ketmonitor.samples import Numeric
-from ketmonitor.signing import current_key, enrol_key, revoke_key, verify_db
+from ketmonitor.signing import current_key, revoke_key, verify_db
 from ketmonitor.store import open_db
 from ketmonitor.users import Clinic
 from tests.core.test_users import cheap_hasher
-from tests.factories import FAST_KDF
 from tests.ui.conftest import shot
 from ui.monitor_window import MonitorWindow
 from ui.workflow import WorkflowUi
@@ -41,10 +40,8 @@ def ended_session(qtbot, db_path):
     window.show()
     wui = WorkflowUi(window, rt, hasher=cheap_hasher())
     admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
-    nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", PASSWORD,
+    nurse = wui.auth.create_user(admin, "nina", "Nina Nurse, RN", "nurse", PASSWORD,
                                  must_change=False)
-    rt.writer.run(lambda db: enrol_key(db, "nina", "Nina Nurse, RN", "nurse", PASSWORD,
-                                       kdf_params=FAST_KDF))
     wui.start_session(nurse)
     first = rt.session_id
     wui.start_walkthrough("im-injection")
@@ -70,7 +67,7 @@ def test_the_author_signs_at_the_bedside_and_the_monitor_goes_on(ended_session, 
 
     dialog = form.ask()
     qtbot.addWidget(dialog)
-    assert dialog.who.text() == "Signing as Nina Nurse (nina), nurse"
+    assert dialog.who.text() == "Signing as Nina Nurse, RN (nina), nurse"
     dialog.password.setText("not-my-password")
     qtbot.mouseClick(dialog.sign_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10000)
