@@ -14,10 +14,10 @@ import json
 import re
 from dataclasses import dataclass
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .canonical import canonical_json
 from .errors import HeaderMismatchError, InvalidSignatureError, RecordFormatError
 
 ALG = "EdDSA"
@@ -98,7 +98,7 @@ class JwsDocument:
 
     def to_bytes(self) -> bytes:
         """The record file: canonical JSON of the General JSON Serialization object."""
-        return rfc8785.dumps({"payload": self.payload,
+        return canonical_json({"payload": self.payload,
                               "signatures": [{"protected": s.protected, "signature": s.signature}
                                              for s in self.signatures]})
 
@@ -137,7 +137,7 @@ def make_header(*, kid: str, signer_id: str, printed_name: str, role: str, meani
 
 
 def sign(payload_b64: str, header: dict, private_key: Ed25519PrivateKey) -> JwsSignature:
-    protected = b64url_encode(rfc8785.dumps(header))
+    protected = b64url_encode(canonical_json(header))
     signature = private_key.sign(f"{protected}.{payload_b64}".encode("ascii"))
     return JwsSignature(protected, b64url_encode(signature))
 

@@ -25,6 +25,7 @@ from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import AuthError, StoreError, WorkflowError
 from ._db import write_transaction
+from .canonical import canonical_json
 from .jws import MEANINGS, JwsDocument, JwsSignature, b64url_encode, make_header, sign
 from .keys import Secret, UnlockedKey, check_current, key_valid_at, unlock_key
 from .record import build_addendum, build_session_record
@@ -62,7 +63,7 @@ class SignedRecord:
 
 def _canonical(record: dict) -> bytes:
     try:
-        return rfc8785.dumps(record)
+        return canonical_json(record)
     except rfc8785.CanonicalizationError as exc:
         raise StoreError(f"record {record.get('record_id')} cannot be canonicalised: {exc}") from None
 
