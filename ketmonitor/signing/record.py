@@ -17,7 +17,9 @@ Tables are found from the schema (see scope.py), so doses, NIBP readings, scale 
 item scores, amendments and the alarm log enter the record as their features add their tables.
 Rows are ordered by their columns, so the same database always gives the same record. Values are
 JSON-safe: BLOBs become ``"sha256:<hex>"``, non-finite floats and integers beyond 2**53 become
-strings (RFC 8785 cannot carry them as numbers).
+strings (RFC 8785 cannot carry them as numbers). Table rows come straight from sqlite3 when no value
+needs that (the usual case, checked column by column), and ``canonical_rows`` (see canonical.py)
+writes each table's RFC 8785 text as the record is built.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sqlite3
 from .. import __version__
 from ..audit import audit_head
 from ..errors import WorkflowError
+from .canonical import canonical_rows, is_canonical
 from .scope import _SECRET, TableScope, _q, session_columns, session_tables, table_columns
 
 FORMAT = "ketmonitor.session-record"
@@ -54,10 +57,47 @@ def json_value(v):
     return str(v)
 
 
-def table_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list[list]:
+_PLAIN = frozenset({str, type(None), int, float})
+
+
+def _select(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list[tuple]:
     sql, order = scope.select_sql()
-    return [[json_value(v) for v in row]
-            for row in conn.execute(f"{sql} ORDER BY {order}", (session_id,))]
+    return conn.execute(f"{sql} ORDER BY {order}", (session_id,)).fetchall()
+
+
+def _json_safe(rows: list[tuple]) -> bool:
+    """True when ``json_value`` would return every value of ``rows`` unchanged: no BLOB, no
+    non-finite float, no integer beyond 2**53. Checked per column with C-level iteration."""
+    for column in zip(*rows):
+        kinds = set(map(type, column))
+        if not kinds <= _PLAIN:
+            return False
+        only = len(kinds) == 1
+        if int in kinds:
+            ints = column if only else [v for v in column if type(v) is int]
+            if min(ints) < -_MAX_INT or max(ints) > _MAX_INT:
+                return False
+        if float in kinds:
+            floats = column if only else [v for v in column if type(v) is float]
+            if not all(map(math.isfinite, floats)):
+                return False
+    return True
+
+
+def table_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list:
+    """The rows of one session table with JSON-safe values (``json_value``), in record order."""
+    rows = _select(conn, scope, session_id)
+    return rows if _json_safe(rows) else [[json_value(v) for v in row] for row in rows]
+
+
+def _record_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str):
+    """``table_rows`` as the record holds them: with their RFC 8785 text when ``canonical_rows``
+    can write it (see canonical.py), which is the same bytes, written once and fast."""
+    rows = _select(conn, scope, session_id)
+    marked = canonical_rows(rows)
+    if is_canonical(marked):  # then every value is a str, None, an int within 2**53 or a finite
+        return marked  # float: json_value would leave them all as they are
+    return canonical_rows([tuple(map(json_value, row)) for row in rows])
 
 
 def session_row(conn: sqlite3.Connection, session_id: str) -> dict:
@@ -95,7 +135,7 @@ def build_session_record(db, session_id: str, *, record_id: str, created_utc: st
     tables = {}
     for scope in session_tables(conn):
         tables[scope.name] = {"columns": list(scope.columns),
-                              "rows": table_rows(conn, scope, session_id)}
+                              "rows": _record_rows(conn, scope, session_id)}
     seq, head = audit_head(db)
     protocol_key = session.get("protocol")
     definition = protocol if protocol is not None else _row_by_id(conn, "protocols", protocol_key)
