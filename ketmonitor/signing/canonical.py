@@ -38,7 +38,9 @@ tests/core/test_canonical_json.py compares all of it with ``rfc8785.dumps``.
 from __future__ import annotations
 
 import json
+from itertools import repeat
 from json.encoder import encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
+from operator import is_
 
 import rfc8785
 
@@ -116,6 +118,10 @@ def _table_text(rows: list[tuple]) -> str | None:
 def _column_tokens(column: tuple) -> list[str] | None:
     """The RFC 8785 token of every value of one column, or None. Tries the homogeneous columns
     first (each ``map`` raises TypeError at the first value of another type)."""
+    first = column[0]
+    if len(column) > 1 and all(map(is_, column, repeat(first))):  # one object (a column read once)
+        token = _column_tokens((first,))
+        return None if token is None else token * len(column)
     try:
         return list(map(encode_basestring, column))
     except TypeError:

@@ -17,87 +17,23 @@ Tables are found from the schema (see scope.py), so doses, NIBP readings, scale 
 item scores, amendments and the alarm log enter the record as their features add their tables.
 Rows are ordered by their columns, so the same database always gives the same record. Values are
 JSON-safe: BLOBs become ``"sha256:<hex>"``, non-finite floats and integers beyond 2**53 become
-strings (RFC 8785 cannot carry them as numbers). Table rows come straight from sqlite3 when no value
-needs that (the usual case, checked column by column), and ``canonical_rows`` (see canonical.py)
-writes each table's RFC 8785 text as the record is built.
+strings (RFC 8785 cannot carry them as numbers). rows.py reads the rows, and canonical.py writes
+each table's RFC 8785 text as the record is built.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import sqlite3
+from contextlib import contextmanager
 
 from .. import __version__
 from ..audit import audit_head
 from ..errors import WorkflowError
-from .canonical import canonical_rows, is_canonical
-from .scope import _SECRET, TableScope, _q, session_columns, session_tables, table_columns
+from .rows import json_value, record_rows, table_rows  # noqa: F401 - table_rows: for verify_db
+from .scope import _SECRET, _q, session_columns, session_tables, table_columns
 
 FORMAT = "ketmonitor.session-record"
 FORMAT_VERSION = 1
-_MAX_INT = 2**53 - 1
-
-
-def json_value(v):
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return v if -_MAX_INT <= v <= _MAX_INT else str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        return v
-    if isinstance(v, (bytes, memoryview)):
-        return "sha256:" + hashlib.sha256(bytes(v)).hexdigest()
-    return str(v)
-
-
-_PLAIN = frozenset({str, type(None), int, float})
-
-
-def _select(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list[tuple]:
-    sql, order = scope.select_sql()
-    return conn.execute(f"{sql} ORDER BY {order}", (session_id,)).fetchall()
-
-
-def _json_safe(rows: list[tuple]) -> bool:
-    """True when ``json_value`` would return every value of ``rows`` unchanged: no BLOB, no
-    non-finite float, no integer beyond 2**53. Checked per column with C-level iteration."""
-    for column in zip(*rows):
-        kinds = set(map(type, column))
-        if not kinds <= _PLAIN:
-            return False
-        only = len(kinds) == 1
-        if int in kinds:
-            ints = column if only else [v for v in column if type(v) is int]
-            if min(ints) < -_MAX_INT or max(ints) > _MAX_INT:
-                return False
-        if float in kinds:
-            floats = column if only else [v for v in column if type(v) is float]
-            if not all(map(math.isfinite, floats)):
-                return False
-    return True
-
-
-def table_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list:
-    """The rows of one session table with JSON-safe values (``json_value``), in record order."""
-    rows = _select(conn, scope, session_id)
-    return rows if _json_safe(rows) else [[json_value(v) for v in row] for row in rows]
-
-
-def _record_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str):
-    """``table_rows`` as the record holds them: with their RFC 8785 text when ``canonical_rows``
-    can write it (see canonical.py), which is the same bytes, written once and fast."""
-    rows = _select(conn, scope, session_id)
-    marked = canonical_rows(rows)
-    if is_canonical(marked):  # then every value is a str, None, an int within 2**53 or a finite
-        return marked  # float: json_value would leave them all as they are
-    return canonical_rows([tuple(map(json_value, row)) for row in rows])
 
 
 def session_row(conn: sqlite3.Connection, session_id: str) -> dict:
@@ -123,6 +59,20 @@ def _row_by_id(conn, table: str, key) -> dict | None:
     return None
 
 
+@contextmanager
+def _snapshot(conn: sqlite3.Connection):
+    """One consistent read of every table: the caller's transaction, or a read transaction."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
 def build_session_record(db, session_id: str, *, record_id: str, created_utc: str,
                          protocol: dict | None = None) -> dict:
     """The original record of ``session_id`` as it stands now (call inside the sealing transaction).
@@ -131,20 +81,24 @@ def build_session_record(db, session_id: str, *, record_id: str, created_utc: st
     since protocol files may change after the session.
     """
     conn = db.conn
-    session = session_row(conn, session_id)
-    tables = {}
-    for scope in session_tables(conn):
-        tables[scope.name] = {"columns": list(scope.columns),
-                              "rows": _record_rows(conn, scope, session_id)}
-    seq, head = audit_head(db)
-    protocol_key = session.get("protocol")
-    definition = protocol if protocol is not None else _row_by_id(conn, "protocols", protocol_key)
+    with _snapshot(conn):
+        session = session_row(conn, session_id)
+        tables = {}
+        for scope in session_tables(conn):
+            tables[scope.name] = {"columns": list(scope.columns),
+                                  "rows": record_rows(conn, scope, session_id)}
+        seq, head = audit_head(db)
+        protocol_key = session.get("protocol")
+        definition = protocol if protocol is not None else _row_by_id(conn, "protocols",
+                                                                      protocol_key)
+        clinic = _row_by_id(conn, "clinic", 1)
+        patient = _row_by_id(conn, "patients", session.get("patient_id"))
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "original",
         "record_id": record_id, "session_id": session_id, "created_utc": created_utc,
         "session": session,
-        "clinic": _row_by_id(conn, "clinic", 1),
-        "patient": _row_by_id(conn, "patients", session.get("patient_id")),
+        "clinic": clinic,
+        "patient": patient,
         "protocol": {"name": protocol_key, "definition": definition},
         "tables": tables,
         "audit_head": {"seq": seq, "hash": head},
