@@ -17,47 +17,23 @@ Tables are found from the schema (see scope.py), so doses, NIBP readings, scale 
 item scores, amendments and the alarm log enter the record as their features add their tables.
 Rows are ordered by their columns, so the same database always gives the same record. Values are
 JSON-safe: BLOBs become ``"sha256:<hex>"``, non-finite floats and integers beyond 2**53 become
-strings (RFC 8785 cannot carry them as numbers).
+strings (RFC 8785 cannot carry them as numbers). rows.py reads the rows, and canonical.py writes
+each table's RFC 8785 text as the record is built.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import sqlite3
+from contextlib import contextmanager
 
 from .. import __version__
 from ..audit import audit_head
 from ..errors import WorkflowError
-from .scope import _SECRET, TableScope, _q, session_columns, session_tables, table_columns
+from .rows import json_value, record_rows, table_rows  # noqa: F401 - table_rows: for verify_db
+from .scope import _SECRET, _q, session_columns, session_tables, table_columns
 
 FORMAT = "ketmonitor.session-record"
 FORMAT_VERSION = 1
-_MAX_INT = 2**53 - 1
-
-
-def json_value(v):
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return v if -_MAX_INT <= v <= _MAX_INT else str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        return v
-    if isinstance(v, (bytes, memoryview)):
-        return "sha256:" + hashlib.sha256(bytes(v)).hexdigest()
-    return str(v)
-
-
-def table_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list[list]:
-    sql, order = scope.select_sql()
-    return [[json_value(v) for v in row]
-            for row in conn.execute(f"{sql} ORDER BY {order}", (session_id,))]
 
 
 def session_row(conn: sqlite3.Connection, session_id: str) -> dict:
@@ -83,6 +59,20 @@ def _row_by_id(conn, table: str, key) -> dict | None:
     return None
 
 
+@contextmanager
+def _snapshot(conn: sqlite3.Connection):
+    """One consistent read of every table: the caller's transaction, or a read transaction."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
 def build_session_record(db, session_id: str, *, record_id: str, created_utc: str,
                          protocol: dict | None = None) -> dict:
     """The original record of ``session_id`` as it stands now (call inside the sealing transaction).
@@ -91,20 +81,24 @@ def build_session_record(db, session_id: str, *, record_id: str, created_utc: st
     since protocol files may change after the session.
     """
     conn = db.conn
-    session = session_row(conn, session_id)
-    tables = {}
-    for scope in session_tables(conn):
-        tables[scope.name] = {"columns": list(scope.columns),
-                              "rows": table_rows(conn, scope, session_id)}
-    seq, head = audit_head(db)
-    protocol_key = session.get("protocol")
-    definition = protocol if protocol is not None else _row_by_id(conn, "protocols", protocol_key)
+    with _snapshot(conn):
+        session = session_row(conn, session_id)
+        tables = {}
+        for scope in session_tables(conn):
+            tables[scope.name] = {"columns": list(scope.columns),
+                                  "rows": record_rows(conn, scope, session_id)}
+        seq, head = audit_head(db)
+        protocol_key = session.get("protocol")
+        definition = protocol if protocol is not None else _row_by_id(conn, "protocols",
+                                                                      protocol_key)
+        clinic = _row_by_id(conn, "clinic", 1)
+        patient = _row_by_id(conn, "patients", session.get("patient_id"))
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "original",
         "record_id": record_id, "session_id": session_id, "created_utc": created_utc,
         "session": session,
-        "clinic": _row_by_id(conn, "clinic", 1),
-        "patient": _row_by_id(conn, "patients", session.get("patient_id")),
+        "clinic": clinic,
+        "patient": patient,
         "protocol": {"name": protocol_key, "definition": definition},
         "tables": tables,
         "audit_head": {"seq": seq, "hash": head},

@@ -47,13 +47,17 @@ class TableScope:
     def select_sql(self) -> tuple[str, str]:
         """(SQL selecting this table's rows of one session (one ? parameter), ORDER BY clause)."""
         cols = ", ".join(_q(c) for c in self.columns)
+        order = ", ".join(_q(c) for c in ((self.pk,) if self.pk else ()) + self.columns)
+        return f"SELECT {cols} {self.from_where()}", order
+
+    def from_where(self) -> str:
+        """``FROM ... WHERE ...`` of this table's rows of one session (one ? parameter)."""
         if self.parent is None:
             where = "session_id = ?"
         else:
             where = (f"{_q(self.from_col)} IN (SELECT {_q(self.to_col)} FROM {_q(self.parent)}"
                      " WHERE session_id = ?)")
-        order = ", ".join(_q(c) for c in ((self.pk,) if self.pk else ()) + self.columns)
-        return f"SELECT {cols} FROM {_q(self.name)} WHERE {where}", order
+        return f"FROM {_q(self.name)} WHERE {where}"
 
 
 def _q(name: str) -> str:
