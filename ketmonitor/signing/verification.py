@@ -25,6 +25,7 @@ from .jws import JwsDocument, strict_json, verify_signature
 from .keyring import Keyring
 from .keys import key_valid_at
 from .record import FORMAT, session_row, table_rows
+from .rows import MAX_INT
 from .scope import TableScope, session_tables, table_columns
 from .service import SignatureInfo, record_document
 
@@ -204,12 +205,20 @@ def _identity(columns, row):
     return tuple(d[c] for c in keys) if keys else None
 
 
+def _as_stored(v):
+    """A record value as the database holds it. The record writes an integral float in its shortest
+    form, so 2.0**60 comes back from the JSON as the int 1152921504606847000, which is not equal to
+    the stored float; beyond 2**53 such an int can only have been a float (larger integers are
+    written as strings), so it is compared as one."""
+    return float(v) if type(v) is int and not -MAX_INT <= v <= MAX_INT else v
+
+
 def _compare_rows(rid, table, columns, rec_rows, db_rows, failures) -> None:
     if rec_rows == db_rows:
         # The usual case, decided at C speed: both come from the same ORDER BY (table_rows), so
         # unchanged rows are equal lists in the same order. Anything else takes the multiset path.
         return
-    rec = Counter(tuple(r) for r in rec_rows)
+    rec = Counter(tuple(map(_as_stored, r)) for r in rec_rows)
     now = Counter(tuple(r) for r in db_rows)
     missing, extra = list((rec - now).elements()), list((now - rec).elements())
     if not missing and not extra:
