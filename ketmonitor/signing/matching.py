@@ -23,19 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..audit import find_audit
 from ..errors import VerificationError
 from ..patients import REMS_FLAGS, Patient
-from .record import _row_by_id
+from .parties import PARTIES, check_party
 from .service import list_records
 from .verification import _check_tables, _parse_payload, verify_stored_record
 
 NOT_SIGNED, MATCHES = "not signed", "matches"
 DIFFERS = "DOES NOT MATCH ITS SIGNED RECORD"
 SIGNATURE_FAILED = "SIGNED RECORD DOES NOT VERIFY"
-# record section -> (table, audit action of an audited update, entity id of the row in the audit)
-_PARTIES = {"patient": ("patients", "patient.update"), "clinic": ("clinic", "clinic.update")}
-_BOOKKEEPING = {"updated_utc", "updated_by"}  # set by every audited update
 
 
 @dataclass(frozen=True)
@@ -118,44 +114,6 @@ def _strip(rid: str, text: str) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def _check_party(db, section: str, signed: dict | None, head_seq, out_problems, out_notes):
-    table, action = _PARTIES[section]
-    if not isinstance(signed, dict):
-        return
-    key = signed.get("id")
-    current = _row_by_id(db.conn, table, key)
-    if current is None:
-        out_problems.append(f"the {section} row ({key}) of the signed record is missing from the "
-                            "database")
-        return
-    changed = [c for c, v in signed.items() if current.get(c, object()) != v]
-    if not changed:
-        return
-    audited: dict[str, object] = {}  # column -> the value the last audited update set
-    seqs = []
-    if isinstance(head_seq, int):
-        for seq, detail in find_audit(db, action, entity_id=str(key)):
-            if seq > head_seq:
-                seqs.append(seq)
-                for col, change in (detail.get("changes") or {}).items():
-                    audited[col] = change.get("now") if isinstance(change, dict) else None
-    explained, unexplained = [], []
-    for col in changed:
-        if col in audited and audited[col] == current.get(col):
-            explained.append(col)
-        elif col in _BOOKKEEPING and seqs:
-            continue
-        else:
-            unexplained.append(col)
-    for col in unexplained:
-        out_problems.append(f"{section} {key} column {col} is {current.get(col)!r} in the database, "
-                            f"{signed[col]!r} in the signed record")
-    if explained:
-        out_notes.append(f"{section} details changed after signing by audited update(s) (audit "
-                         f"row{'s' if len(seqs) > 1 else ''} {', '.join(map(str, seqs))}): "
-                         f"{', '.join(explained)}; shown as signed")
-
-
 def _stored_payload(db, record_id: str) -> dict | None:
     row = db.conn.execute("SELECT payload FROM session_records WHERE record_id = ?",
                           (record_id,)).fetchone()
@@ -190,8 +148,8 @@ def _check(db, session_id: str) -> RecordCheck:
     data = [_strip(original.record_id, str(f)) for f in failures]
     notes: list[str] = []
     head_seq = (payload.get("audit_head") or {}).get("seq")
-    for section in _PARTIES:
-        _check_party(db, section, payload.get(section), head_seq, data, notes)
+    for section in PARTIES:
+        check_party(db, section, payload.get(section), head_seq, data, notes)
     return RecordCheck(session_id, original.record_id, tuple(sig_problems), tuple(data),
                        tuple(notes), outcomes, payload.get("patient"), payload.get("clinic"), rows)
 

@@ -24,6 +24,7 @@ from .errors import (AuditChainError, AuditLinkError, ChunkDigestError, HeaderMi
 from .jws import JwsDocument, strict_json, verify_signature
 from .keyring import Keyring
 from .keys import key_valid_at
+from .parties import PARTIES, check_party
 from .record import FORMAT, session_row, table_rows
 from .rows import MAX_INT
 from .scope import TableScope, session_tables, table_columns
@@ -422,6 +423,17 @@ def _check_audit_evidence(db, session_id, failures) -> bool:
     return found
 
 
+def _check_parties(db, rid: str, record: dict, failures: list) -> None:
+    """The patient and clinic rows the record carries (audited later updates are not failures)."""
+    head_seq = (record.get("audit_head") or {}).get("seq")
+    for section, (table, _action) in PARTIES.items():
+        problems: list[str] = []
+        check_party(db, section, record.get(section), head_seq, problems, [])
+        key = (record.get(section) or {}).get("id")
+        failures.extend(RowMismatchError(f"record {rid}: {p}", record_id=rid, table=table, key=key)
+                        for p in problems)
+
+
 def _check_db(db, session_id, expect_head=None):
     failures: list[VerificationError] = []
     try:
@@ -460,6 +472,7 @@ def _check_db(db, session_id, expect_head=None):
         if kind == "original":
             r, c = _check_tables(db.conn, rid, sid, v.record, failures)
             n_rows, n_chunks = n_rows + r, n_chunks + c
+            _check_parties(db, rid, v.record, failures)
         _check_audit_links(db, rid, v.record, v, failures)
     return failures, results, n_rows, n_chunks, audit_rows, head, head_seq, len(rows)
 

@@ -224,3 +224,23 @@ def test_a_read_only_copy_verifies_without_writing(world):
         reader.conn.close()
     assert report.records[0].record_id == world.record_id
     assert world.db.conn.execute("SELECT count(*) FROM audit_log").fetchone() == before
+
+
+def test_a_patient_edited_behind_the_audit_trail_is_named_and_an_audited_update_is_not(world):
+    """The record carries the patient as signed. A name changed with raw SQL is a failure; the
+    same kind of change made through save_patient (audited as patient.update, e.g. the weight at
+    the next check-in) is the patient's later history, not tampering."""
+    from dataclasses import replace
+
+    from ketmonitor.patients import get_patient, save_patient
+
+    before = get_patient(world.db, "p1")
+    save_patient(world.db, replace(before, notes="allergic to latex"), user_id="nurse1",
+                 t_wall=1_767_300_000.0)
+    verify_db(world.db, "s1")
+    world.db.conn.execute("UPDATE patients SET name = 'Someone Else' WHERE id = 'p1'")
+    with pytest.raises(RowMismatchError) as err:
+        verify_db(world.db, "s1")
+    assert err.value.table == "patients" and err.value.key == "p1"
+    assert "patient p1 column name is 'Someone Else' in the database, 'Test Patient' in the signed" \
+           " record" in str(err.value)
