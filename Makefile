@@ -42,7 +42,8 @@ example-db: $(STAMP)
 	$(PY) -m ketmonitor.example_db sessions.db.example
 
 screenshot: deb-deps $(STAMP)
-	$(QT_ENV) $(VENV)/bin/ketmonitor demo --screenshot docs/monitor.png --minutes 50 --scenario hypertensive-surge --db /tmp/ketmonitor-screenshot.db
+	rm -f /tmp/ketmonitor-screenshot.db*
+	$(QT_ENV) $(VENV)/bin/ketmonitor demo --screenshot docs/monitor.png --minutes 45 --scenario hypertensive-surge --protocol esketamine-intranasal --db /tmp/ketmonitor-screenshot.db
 
 # The X11 helper libraries the xcb platform plugin links to are installed so the bundle carries them;
 # pulseaudio lets the smoke test record the frozen app's alarm tones from a private null sink.

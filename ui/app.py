@@ -72,6 +72,22 @@ def attach_workflow(window, runtime, *, protocol: str | None = None, demo: bool 
     return wui
 
 
+def attach_signed_in_demo(window, runtime, protocol: str):
+    """The workflow panel with the demo nurse signed in (no login dialog: nobody is there to type
+    her published password), walking ``protocol``: for screenshots of the whole bedside screen."""
+    from ketmonitor.demo_walkthrough import DEMO_NURSE, DEMO_NURSE_PASSWORD, demo_user
+
+    from .workflow.session import WorkflowUi
+
+    wui = WorkflowUi(window, runtime)
+    if window.alarm_ui is not None:
+        window.alarm_ui.controller.user = wui.user_provider
+    demo_user(runtime.writer, runtime.clock)
+    wui.start_session(wui.auth.login(DEMO_NURSE.id, DEMO_NURSE_PASSWORD))
+    wui.start_walkthrough(protocol)
+    return wui
+
+
 def run_demo(args, db_path: Path) -> int:
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -79,7 +95,8 @@ def run_demo(args, db_path: Path) -> int:
     minutes = args.minutes or (10.0 if args.screenshot else None)
     speed = args.speed or (max(60.0, minutes * 60 / 6) if args.screenshot else 1.0)
     runtime, window = build_demo(db_path, scenario=args.scenario, seed=args.seed, speed=speed,
-                                 protocol=args.protocol, simulate_dose=bool(args.screenshot))
+                                 protocol=args.protocol,
+                                 simulate_dose=bool(args.screenshot) and not args.protocol)
     runtime.start()
     window.resize(1600, 900)
     window.show()
@@ -87,6 +104,8 @@ def run_demo(args, db_path: Path) -> int:
     window.closing.connect(lambda: runtime.stop())
     if not args.screenshot:
         window.workflow_ui = attach_workflow(window, runtime, protocol=args.protocol, demo=True)
+    elif args.protocol:  # the bedside as the nurse sees it: signed in, the protocol walked through
+        window.workflow_ui = attach_signed_in_demo(window, runtime, args.protocol)
     if args.screenshot:
         out = Path(args.screenshot)
 
