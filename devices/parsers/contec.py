@@ -142,16 +142,21 @@ _PI_MAX = METRICS["perfusion_index"].high
 SENT_ZERO = "the device sent 0"  # detail of a pulse or SpO2 of 0, read as missing
 
 
-def _condition_sets():
-    """Conditions by bit pattern (probe error, searching, too long, PI invalid), made once."""
-    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG,
-             Condition.PI_INVALID)
-    return tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1) for bits in range(16))
+def condition_tables(own: Condition) -> tuple[tuple[frozenset[Condition], ...], ...]:
+    """What the four status bits of a Contec frame mean, by bit pattern (0..15), made once; both
+    Contec streams share bits 0..2 (probe error, searching, searching too long), and bit 3 is
+    ``own``, a condition about one value alone (V7.0: PI invalid, legacy: SpO2 dropping).
+
+    Returns (the frame's conditions, the flags of the values ``own`` is not about, the same with
+    HELD: finger out yet values present, the device is holding old ones)."""
+    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG, own)
+    conditions = tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1)
+                       for bits in range(16))
+    flags = tuple(c - {own} for c in conditions)
+    return conditions, flags, tuple(c | {Condition.HELD} for c in flags)
 
 
-_CONDITIONS = _condition_sets()
-_FLAGS = tuple(c - {Condition.PI_INVALID} for c in _CONDITIONS)  # on SpO2 and pulse
-_HELD = tuple(c | {Condition.HELD} for c in _FLAGS)
+_CONDITIONS, _FLAGS, _HELD = condition_tables(Condition.PI_INVALID)  # _FLAGS: on SpO2 and pulse
 
 
 # 60 a second per device (216,000 in an hour's ingest): a plain slotted dataclass, as a frozen
