@@ -8,6 +8,11 @@ first data frame decodes, the watch allows ``sync_time`` more: the time the prot
 its first frame (Nonin #8: two records and a third STATUS byte). A reply to a host command (an ACK)
 is not data (``Frame.is_data``).
 
+A driver reacts to frames (command replies, a state machine) in methods marked
+``@reacts_to(FrameType, ...)``. The marks are the one list of the frames a driver reacts to, so no
+frame type can be handled in a method yet left out of a separate list (and so never reach it): the
+class's ``frame_hooks`` table is built from them when the class is made.
+
 ``SerialSource`` opens the port with ``serial.serial_for_url`` (a device path, a pty, ``loop://``,
 ``socket://``, ``spy://`` all work), calls the ``on_open`` hook (format selection, start commands),
 calls ``periodic`` every ``poll_interval`` (keep-alive, polling), and reads in the source's thread.
@@ -20,8 +25,9 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Container
-from typing import Any, ClassVar
+from collections.abc import Callable, Container, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
 
 from ketmonitor.clock import Clock
 from ketmonitor.samples import Condition, Numeric, WaveformChunk
@@ -31,6 +37,22 @@ from .capture import RX, TX, CaptureWriter
 from .parsers.base import Frame, Parser
 
 log = logging.getLogger(__name__)
+
+_Hook = TypeVar("_Hook", bound=Callable[..., None])
+
+
+def reacts_to(*frame_types: type[Frame]) -> Callable[[_Hook], _Hook]:
+    """Mark a driver method as its reaction to frames of ``frame_types`` (and of their
+    subclasses): ``handle_frames`` calls ``method(frame, t_mono)`` for each such frame, on the
+    reader thread. Frames of no marked type cost the read path one dictionary look-up."""
+    if not frame_types or not all(isinstance(t, type) and issubclass(t, Frame)
+                                  for t in frame_types):
+        raise TypeError(f"reacts_to takes Frame classes, not {frame_types!r}")
+
+    def mark(method: _Hook) -> _Hook:
+        method._reacts_to = frame_types  # type: ignore[attr-defined]
+        return method
+    return mark
 
 
 class ParsedSource(VitalsSource):
@@ -42,7 +64,29 @@ class ParsedSource(VitalsSource):
     condition_hold: ClassVar[float] = 1.5  # a condition stays reported this long after last seen
     no_data_hint: ClassVar[str] = ""  # what to tell the user when nothing decodes
     protocol_label: ClassVar[str] = ""
-    on_frame_types: ClassVar[tuple[type, ...] | None] = None  # frames on_frame is called for
+    # frame type -> name of the method that reacts to it; built from the @reacts_to marks of the
+    # class and its bases when the class is made, never written by hand
+    frame_hooks: ClassVar[Mapping[type[Frame], str]] = MappingProxyType({})
+    _hook_names: ClassVar[dict[type, str | None]] = {}  # per frame class, resolved once
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for old in ("on_frame", "on_frame_types", "frame_hooks"):
+            if old in vars(cls):  # would be ignored in silence: say so when the class is made
+                raise TypeError(f"{cls.__name__}.{old}: mark the methods that react to frames "
+                                "with @reacts_to(FrameType) instead")
+        hooks: dict[type[Frame], str] = {}
+        for klass in reversed(cls.__mro__):  # a subclass's marks replace its bases'
+            own: dict[type[Frame], str] = {}
+            for name, attr in vars(klass).items():
+                for frame_type in getattr(attr, "_reacts_to", ()):
+                    if frame_type in own:
+                        raise TypeError(f"{klass.__name__}: both {own[frame_type]} and {name} "
+                                        f"react to {frame_type.__name__}")
+                    own[frame_type] = name
+            hooks.update(own)
+        cls.frame_hooks = MappingProxyType(hooks)
+        cls._hook_names = {}
 
     def __init__(self, source_id: str, *, clock: Clock | None = None, **options: Any):
         super().__init__(source_id, clock=clock, **options)
@@ -86,7 +130,7 @@ class ParsedSource(VitalsSource):
         of the frames whose measurements go on (None: every frame's)."""
         rate = self.parser.waveform_rate
         seen = self._seen
-        hook_types = self.on_frame_types
+        hook_names = self._hook_names if self.frame_hooks else None
         source = self.source_id
         last_conds = wave_conds = None
         if rate:
@@ -124,12 +168,20 @@ class ParsedSource(VitalsSource):
                         self.emit(Numeric.of(m.metric, m.value, t_mono=t_mono, t_wall=t_wall,
                                              source=source, flags=m.flags, detail=m.detail,
                                              device_time=device_time))
-            if hook_types is None or isinstance(frame, hook_types):
-                self.on_frame(frame, t_mono)
+            if hook_names is not None:
+                kind = type(frame)
+                name = hook_names[kind] if kind in hook_names else self._hook_name(kind)
+                if name is not None:
+                    getattr(self, name)(frame, t_mono)
 
-    def on_frame(self, frame: Frame, t_mono: float) -> None:
-        """Hook: a driver reacts to a frame (command replies, NIBP state machine...); called for
-        the frames of ``on_frame_types`` (every frame if None)."""
+    @classmethod
+    def _hook_name(cls, frame_type: type) -> str | None:
+        """The method reacting to frames of ``frame_type``: the hook of its own class or of its
+        nearest base class that has one (None: no reaction), found once per frame class."""
+        hooks = cls.frame_hooks
+        name = next((hooks[k] for k in frame_type.__mro__ if k in hooks), None)
+        cls._hook_names[frame_type] = name
+        return name
 
     def flush_waveform(self) -> None:
         rate = self.parser.waveform_rate

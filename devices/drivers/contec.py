@@ -28,7 +28,7 @@ from devices.parsers.contec import (CMD_DEVICE_ID, CMD_MODEL, CMD_VENDOR, KEEP_A
                                     START_REALTIME, ContecFeedback, ContecParser, ContecText,
                                     command)
 from devices.parsers.contec_legacy import ContecLegacyParser
-from devices.serial_source import SerialSource
+from devices.serial_source import SerialSource, reacts_to
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ class ContecSource(_ContecBase):
     keepalive_interval: ClassVar[float] = 2.5  # the device stops after 5 s without a command
     restart_after: ClassVar[float] = 2.0  # no packet this long while connected: send start again
     protocol_label = "Contec V7.0"
-    on_frame_types = (ContecText, ContecFeedback)
     no_data_hint = ("Older Contec firmware speaks the legacy stream: try the contec-legacy "
                     "protocol (19200 baud).")
 
@@ -100,13 +99,15 @@ class ContecSource(_ContecBase):
             self.starts_sent += 1
             self._last_command = self._last_start = now
 
-    def on_frame(self, frame: Frame, t_mono: float) -> None:
-        if isinstance(frame, ContecText):
-            self.device_info[frame.kind] = frame.text
-        elif isinstance(frame, ContecFeedback):
-            self.rejected_commands.append(frame.command)
-            log.info("%s: device rejected command 0x%02X (reason 0x%02X)", self.source_id,
-                     frame.command, frame.reason)
+    @reacts_to(ContecText)
+    def _device_text(self, frame: ContecText, t_mono: float) -> None:
+        self.device_info[frame.kind] = frame.text
+
+    @reacts_to(ContecFeedback)
+    def _rejected(self, frame: ContecFeedback, t_mono: float) -> None:
+        self.rejected_commands.append(frame.command)
+        log.info("%s: device rejected command 0x%02X (reason 0x%02X)", self.source_id,
+                 frame.command, frame.reason)
 
 
 class ContecLegacySource(_ContecBase):

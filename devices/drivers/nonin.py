@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from devices.parsers.base import Frame
 from devices.parsers.nonin import NoninParser, NoninReply, set_format_command
-from devices.serial_source import SerialSource
+from devices.serial_source import SerialSource, reacts_to
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,6 @@ class NoninSource(SerialSource):
     capabilities = frozenset({"spo2", "pulse_rate"})
     baudrate = 9600
     expected_interval = 1.0
-    on_frame_types = (NoninReply,)
 
     def __init__(self, source_id: str, *, port: str, format: int | str = 2,
                  select_format: bool = True, **options: Any):
@@ -51,13 +49,13 @@ class NoninSource(SerialSource):
             self.parser.expect_reply()
             self.write(set_format_command(self.format))
 
-    def on_frame(self, frame: Frame, t_mono: float) -> None:
-        if isinstance(frame, NoninReply):
-            self.format_reply = "ack" if frame.ack else "nak"
-            if not frame.ack:
-                log.warning("%s: device refused format #%d (it keeps its stored format)",
-                            self.source_id, self.format)
-            self.no_data_hint = ("" if frame.ack else
-                                 f"The device refused format #{self.format}; it sends the format "
-                                 "stored in its memory (a 9560 accepts a change only in its first "
-                                 "5 s after connection).")
+    @reacts_to(NoninReply)
+    def _format_reply(self, frame: NoninReply, t_mono: float) -> None:
+        self.format_reply = "ack" if frame.ack else "nak"
+        if not frame.ack:
+            log.warning("%s: device refused format #%d (it keeps its stored format)",
+                        self.source_id, self.format)
+        self.no_data_hint = ("" if frame.ack else
+                             f"The device refused format #{self.format}; it sends the format "
+                             "stored in its memory (a 9560 accepts a change only in its first "
+                             "5 s after connection).")

@@ -142,16 +142,21 @@ _PI_MAX = METRICS["perfusion_index"].high
 SENT_ZERO = "the device sent 0"  # detail of a pulse or SpO2 of 0, read as missing
 
 
-def _condition_sets():
-    """Conditions by bit pattern (probe error, searching, too long, PI invalid), made once."""
-    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG,
-             Condition.PI_INVALID)
-    return tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1) for bits in range(16))
+def condition_tables(own: Condition) -> tuple[tuple[frozenset[Condition], ...], ...]:
+    """What the four status bits of a Contec frame mean, by bit pattern (0..15), made once; both
+    Contec streams share bits 0..2 (probe error, searching, searching too long), and bit 3 is
+    ``own``, a condition about one value alone (V7.0: PI invalid, legacy: SpO2 dropping).
+
+    Returns (the frame's conditions, the flags of the values ``own`` is not about, the same with
+    HELD: finger out yet values present, the device is holding old ones)."""
+    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG, own)
+    conditions = tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1)
+                       for bits in range(16))
+    flags = tuple(c - {own} for c in conditions)
+    return conditions, flags, tuple(c | {Condition.HELD} for c in flags)
 
 
-_CONDITIONS = _condition_sets()
-_FLAGS = tuple(c - {Condition.PI_INVALID} for c in _CONDITIONS)  # on SpO2 and pulse
-_HELD = tuple(c | {Condition.HELD} for c in _FLAGS)
+_CONDITIONS, _FLAGS, _HELD = condition_tables(Condition.PI_INVALID)  # _FLAGS: on SpO2 and pulse
 
 
 # 60 a second per device (216,000 in an hour's ingest): a plain slotted dataclass, as a frozen
@@ -251,10 +256,17 @@ class ContecPacket(Frame):
         return []
 
 
-def decode_realtime(d: list[int] | tuple[int, ...]) -> ContecRealtime:
-    """Restored data d0..d6 -> frame (the parser base drops out-of-range values as bad frames)."""
-    d0, d1, d2, pulse, spo2, pi_lo, pi_hi = d
-    pi_raw = pi_lo | (pi_hi << 8)
+def decode_realtime(h: int, r0: int, r1: int, r2: int, r3: int, r4: int, r5: int,
+                    r6: int) -> ContecRealtime:
+    """A real-time packet's high byte and its seven data bytes as sent -> frame (each data byte's
+    bit 7 comes back from the high byte). The only decoding of a real-time packet: the parser's
+    hot path and ``decode_packet`` both call it; the parser base drops out-of-range values."""
+    d0 = (r0 & 0x7F) | (h & 0x01) << 7
+    d1 = (r1 & 0x7F) | (h & 0x02) << 6
+    d2 = (r2 & 0x7F) | (h & 0x04) << 5
+    pulse = (r3 & 0x7F) | (h & 0x08) << 4
+    spo2 = (r4 & 0x7F) | (h & 0x10) << 3
+    pi_raw = (r5 & 0x7F) | (h & 0x20) << 2 | ((r6 & 0x7F) | (h & 0x40) << 1) << 8
     pi_invalid = bool(d2 & 0x10)
     return ContecRealtime(
         d0 & 0x0F, d1 & 0x7F, d2 & 0x0F,
@@ -268,9 +280,9 @@ def decode_realtime(d: list[int] | tuple[int, ...]) -> ContecRealtime:
 def decode_packet(raw: bytes | bytearray) -> Frame:
     """One whole packet of a documented type (type byte first) -> its frame."""
     t = raw[0]
-    d = restore(raw)
     if t == TYPE_REALTIME:
-        return decode_realtime(d)
+        return decode_realtime(*raw[1:9])
+    d = restore(raw)
     if t in (TYPE_MODEL, TYPE_VENDOR, TYPE_DEVICE_ID):
         return ContecText(t, bytes(b for b in d if b).decode("latin-1").strip())
     if t == TYPE_FEEDBACK:
@@ -294,27 +306,15 @@ class ContecParser(Parser):
         i = 0
         lengths = PACKET_LENGTHS
         append = out.append
+        realtime = decode_realtime
         while i < n:
             t = buf[i]
             if t == TYPE_REALTIME and n - i >= 9:
-                # the common case, decoded in place: a whole real-time packet, every byte after
-                # the type with bit 7 set (else it was cut short: the general path below)
+                # the common case: a whole real-time packet, every byte after the type with bit 7
+                # set (else it was cut short: the general path below)
                 h, r0, r1, r2, r3, r4, r5, r6 = buf[i + 1:i + 9]
                 if h & r0 & r1 & r2 & r3 & r4 & r5 & r6 & 0x80:
-                    d0 = (r0 & 0x7F) | (h & 0x01) << 7
-                    d1 = (r1 & 0x7F) | (h & 0x02) << 6
-                    d2 = (r2 & 0x7F) | (h & 0x04) << 5
-                    pulse = (r3 & 0x7F) | (h & 0x08) << 4
-                    spo2 = (r4 & 0x7F) | (h & 0x10) << 3
-                    pi_raw = (r5 & 0x7F) | (h & 0x20) << 2 | ((r6 & 0x7F) | (h & 0x40) << 1) << 8
-                    pi_invalid = bool(d2 & 0x10)
-                    append(ContecRealtime(
-                        d0 & 0x0F, d1 & 0x7F, d2 & 0x0F,
-                        None if pulse == PULSE_MISSING or not pulse else pulse,
-                        None if spo2 == SPO2_MISSING or not spo2 else spo2,
-                        None if pi_invalid or pi_raw == PI_MISSING else pi_raw / 100.0,
-                        bool(d0 & 0x80), bool(d1 & 0x80), bool(d0 & 0x10), bool(d0 & 0x40),
-                        pi_invalid, (not pulse) | (not spo2) << 1))
+                    append(realtime(h, r0, r1, r2, r3, r4, r5, r6))
                     i += 9
                     continue
             if t & 0x80 or t not in lengths:

@@ -6,15 +6,17 @@ synchronises: a packet cut short by the next bit-7-set byte is a bad frame and t
 at that byte.
 
 The reference gives no missing-data codes for this stream. The parser reads pulse 255 and SpO2 127
-as missing (the codes the V7.0 protocol uses; the legacy field widths allow nothing else as a
-sentinel), SpO2 101..126 as out of range (bad frame), and a pulse or SpO2 of 0 as missing too,
-with or without the probe-error bit: no oximeter measures a pulse of 0 (no pulse is "searching",
-not a rate) or a saturation of 0 %, so a 0 is the device having nothing to report, and a monitor
-must not show (or alarm on) a number the device did not measure. Such a value carries ``detail``
-"the device sent 0".
+as missing (the codes the V7.0 protocol uses, imported from its module; the legacy field widths
+allow nothing else as a sentinel), SpO2 101..126 as out of range (bad frame), and a pulse or SpO2
+of 0 as missing too, with or without the probe-error bit: no oximeter measures a pulse of 0 (no
+pulse is "searching", not a rate) or a saturation of 0 %, so a 0 is the device having nothing to
+report, and a monitor must not show (or alarm on) a number the device did not measure. Such a
+value carries ``detail`` "the device sent 0".
 
 Status bits become conditions: probe error SENSOR_OFF, searching SEARCHING, searching too long
-SEARCHING_TOO_LONG, SpO2 dropping SPO2_DROPPING (that one flags the SpO2 value alone).
+SEARCHING_TOO_LONG, SpO2 dropping SPO2_DROPPING (that one flags the SpO2 value alone). The first
+three mean what they mean in V7.0, so both streams read them through one table
+(``devices.parsers.contec.condition_tables``).
 """
 
 from __future__ import annotations
@@ -25,27 +27,16 @@ from ketmonitor.metrics import METRICS
 from ketmonitor.samples import Condition
 
 from .base import Frame, Measurement, Parser
+from .contec import PULSE_MISSING, SENT_ZERO, SPO2_MISSING, condition_tables
 
 BAUD = 19200
 PARITY = "O"  # serial.PARITY_ODD; some units use none
 PACKET_LENGTH = 5
-PULSE_MISSING = 0xFF
-SPO2_MISSING = 0x7F
-SENT_ZERO = "the device sent 0"  # detail of a pulse or SpO2 of 0, read as missing
 _SPO2_MAX = METRICS["spo2"].high
 _PULSE_MAX = METRICS["pulse_rate"].high
 
 
-def _condition_sets():
-    """Conditions by bit pattern (probe error, searching, too long, SpO2 dropping), made once."""
-    names = (Condition.SENSOR_OFF, Condition.SEARCHING, Condition.SEARCHING_TOO_LONG,
-             Condition.SPO2_DROPPING)
-    return tuple(frozenset(c for k, c in enumerate(names) if bits >> k & 1) for bits in range(16))
-
-
-_CONDITIONS = _condition_sets()
-_FLAGS = tuple(c - {Condition.SPO2_DROPPING} for c in _CONDITIONS)  # on the pulse rate
-_HELD = tuple(c | {Condition.HELD} for c in _FLAGS)
+_CONDITIONS, _FLAGS, _HELD = condition_tables(Condition.SPO2_DROPPING)  # _FLAGS: on the pulse
 
 
 # 60 a second per device: a plain slotted dataclass, as a frozen one's __init__ costs about six

@@ -118,17 +118,24 @@ def checksum(b: bytes | bytearray) -> int:
     return (b[0] + b[1] + b[2] + b[3]) & 0xFF
 
 
+def _named(value: int, names: tuple[tuple[int, Condition], ...]) -> set[Condition]:
+    """The conditions whose bit is set in ``value``."""
+    return {c for bit, c in names if value & bit}
+
+
+# what each bit means: #2/#7 STATUS (perfusion aside), #8 STATUS, #8 STATUS2
+_STATUS_NAMES = ((ST_SNSD, Condition.SENSOR_DISCONNECTED), (ST_ARTF, Condition.ARTIFACT),
+                 (ST_OOT, Condition.OUT_OF_TRACK), (ST_SNSA, Condition.SENSOR_OFF))
+_S8_NAMES = ((S8_SNSD, Condition.SENSOR_DISCONNECTED), (S8_OOT, Condition.OUT_OF_TRACK),
+             (S8_LPRF, Condition.LOW_PERFUSION), (S8_MPRF, Condition.MARGINAL_PERFUSION),
+             (S8_ARTF, Condition.ARTIFACT))
+_S2_NAMES = ((S2_SNSA, Condition.SENSOR_OFF), (S2_SPA, Condition.SMARTPOINT),
+             (S2_LOWBAT, Condition.LOW_BATTERY))
+
+
 def _status_conditions(status: int) -> frozenset[Condition]:
-    c = set()
-    if status & ST_SNSD:
-        c.add(Condition.SENSOR_DISCONNECTED)
-    if status & ST_ARTF:
-        c.add(Condition.ARTIFACT)
-    if status & ST_OOT:
-        c.add(Condition.OUT_OF_TRACK)
-    if status & ST_SNSA:
-        c.add(Condition.SENSOR_OFF)
-    red, green = status & ST_RPRF, status & ST_GPRF
+    c = _named(status, _STATUS_NAMES)
+    red, green = status & ST_RPRF, status & ST_GPRF  # perfusion: one colour of two bits
     if red and green:
         c.add(Condition.MARGINAL_PERFUSION)  # yellow
     elif red:
@@ -220,24 +227,7 @@ class NoninFrame(Frame):
 
 
 def _record_conditions(status: int, status2: int) -> frozenset[Condition]:
-    c = set()
-    if status & S8_SNSD:
-        c.add(Condition.SENSOR_DISCONNECTED)
-    if status & S8_OOT:
-        c.add(Condition.OUT_OF_TRACK)
-    if status & S8_LPRF:
-        c.add(Condition.LOW_PERFUSION)
-    if status & S8_MPRF:
-        c.add(Condition.MARGINAL_PERFUSION)
-    if status & S8_ARTF:
-        c.add(Condition.ARTIFACT)
-    if status2 & S2_SNSA:
-        c.add(Condition.SENSOR_OFF)
-    if status2 & S2_SPA:
-        c.add(Condition.SMARTPOINT)
-    if status2 & S2_LOWBAT:
-        c.add(Condition.LOW_BATTERY)
-    return frozenset(c)
+    return frozenset(_named(status, _S8_NAMES) | _named(status2, _S2_NAMES))
 
 
 _S8_BITS = S8_SNSD | S8_OOT | S8_LPRF | S8_MPRF | S8_ARTF  # 0x7C

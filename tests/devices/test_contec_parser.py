@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from devices.parsers.contec import (KEEP_ALIVE, PACKET_LENGTHS, START_REALTIME, STOP_REALTIME,
                                     ContecFeedback, ContecPacket, ContecParser, ContecRealtime,
-                                    ContecText, command, encode_packet, restore)
+                                    ContecText, command, decode_packet, encode_packet, restore)
 from ketmonitor.samples import Condition
 
 FINGER_OUT = bytes.fromhex("01 E9 94 C0 95 FF FF FF FF")
@@ -85,6 +85,26 @@ def test_pulse_0_and_spo2_0_are_missing_not_numbers(d0):
     [g] = ContecParser().feed(realtime(pulse=1, spo2=1))
     assert values(g)["spo2"] == 1 and values(g)["pulse_rate"] == 1
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 255), min_size=7, max_size=7))
+def test_a_realtime_packet_decodes_one_way_whole_or_from_the_stream(d):
+    # decode_packet and the parser's hot path share one decoder: same frame for any data bytes,
+    # read from the data bytes restore() gives back
+    raw = encode_packet(0x01, d)
+    assert restore(raw) == d
+    f = decode_packet(raw)
+    assert isinstance(f, ContecRealtime)
+    assert (f.signal_strength, f.pleth, f.bar_graph) == (d[0] & 0x0F, d[1] & 0x7F, d[2] & 0x0F)
+    assert (f.probe_error, f.searching, f.searching_too_long, f.pulse_beep, f.pi_invalid) == (
+        bool(d[0] & 0x80), bool(d[1] & 0x80), bool(d[0] & 0x10), bool(d[0] & 0x40),
+        bool(d[2] & 0x10))
+    assert f.pulse_rate == (None if d[3] in (0, 0xFF) else d[3])
+    assert f.spo2 == (None if d[4] in (0, 0x7F) else d[4])
+    pi = d[5] | d[6] << 8
+    assert f.perfusion_index == (None if f.pi_invalid or pi == 0xFFFF else pi / 100)
+    assert ContecParser().feed(raw) == ([f] if f.values_in_range() else [])
 
 def test_pi_is_hundredths_of_a_percent():
     [f] = ContecParser().feed(realtime(pi=361))

@@ -90,6 +90,18 @@ def test_v7_end_to_end_into_the_store(db_path):
     assert rows["status"][0]["connected"] == 1
 
 
+
+def test_the_driver_notes_a_command_the_device_rejects():
+    with ContecEmulator(seed=3) as emu:
+        src = ContecSource("contec-1", port=emu.path)
+        src.start(lambda s: None)
+        try:
+            wait_for(lambda: len(src.device_info) == 3)  # connected, identification answered
+            assert src.write(proto.command(0xB5))  # no such command: feedback, reason 5
+            wait_for(lambda: src.rejected_commands == [0xB5])
+        finally:
+            src.stop()
+
 def test_legacy_end_to_end_into_the_store(db_path):
     emu = ContecLegacyEmulator(seed=5)
     seen, rows, src = _run_into_store(db_path, emu, lambda p: ContecLegacySource("old", port=p),
