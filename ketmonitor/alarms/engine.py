@@ -404,13 +404,14 @@ class AlarmEngine:
         """Emit ``alarm.raised`` again (with ``carried_over: true`` and the original start) for
         every alarm active now: when the monitor starts recording a new session, its alarm log
         then holds the alarms already on, and their ends. Returns how many."""
+        n = 0
         with self._lock:
             for ep in self._visible.values():
                 if ep.end_mono is None and ep.raised is not None:
                     self._outbox.append(SessionEvent(
                         "alarm.raised", ep.start_mono, ep.start_wall,
                         {**ep.raised, "carried_over": True, "acknowledged": ep.acknowledged}))
-            n = len(self._outbox)
+                    n += 1  # not len(outbox): other events may be queued beside them
         self._drain()
         return n
 

@@ -571,3 +571,25 @@ def test_medium_priority_alarms_are_not_reannunciated():
 def test_bad_reannunciation_settings(settings, match):
     with pytest.raises(ConfigError, match=match):
         AlarmConfig.from_dict({"settings": settings})
+
+
+def test_replay_active_counts_the_alarms_it_replays_not_the_queue():
+    h = Harness().run(series("spo2", [82] * 12))  # desaturation and SpO2 low on
+    counts = []
+
+    def emit(ev):  # replaying while the second limit change still waits to be emitted
+        h.events.append(ev)
+        if ev.kind == "alarm.limits_changed" and not counts:
+            counts.append(h.engine.replay_active())
+
+    h.engine.emit = emit
+    h.engine.set_limits({"pulse_rate_low": {"limit": 45}, "pulse_rate_high": {"limit": 130}},
+                        user_id="n", role="nurse")
+    assert counts == [2]
+    replayed = [e.data["condition"] for e in h.events if e.data.get("carried_over")]
+    assert sorted(replayed) == ["spo2_desat", "spo2_low"]
+    assert [e.kind for e in h.events[-3:]].count("alarm.limits_changed") == 1  # nothing lost
+    h.engine.emit = h.events.append
+    h.run(series("spo2", [97] * 2, start=13))
+    assert h.engine.replay_active() == 0
+
