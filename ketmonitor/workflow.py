@@ -31,7 +31,8 @@ from .amendments import AMENDABLE, correctable, corrected
 from .audit import append_audit
 from .clock import Clock, utc_iso
 from .entry_rules import DOSE_UNITS, RATE_UNITS, ROUTES  # noqa: F401 - the UI imports them here
-from .entry_rules import check_dose, check_lot, check_rate, check_vitals, dose_deviations
+from .entry_rules import (check_discharge, check_dose, check_lot, check_rate, check_vitals,
+                          dose_deviations)
 from .errors import DoseDeviationError, KetmonitorError, WorkflowError
 from .metrics import METRICS
 from .patients import Patient, get_patient, save_patient
@@ -855,15 +856,7 @@ class SessionWorkflow:
         Every criterion must be answered; any not met needs a reason. Before-discharge checks must
         be done or skipped (with a reason) first."""
         protocol = self._protocol()
-        ids = {c.id for c in protocol.discharge_criteria}
-        unknown, missing = set(criteria) - ids, ids - set(criteria)
-        if unknown:
-            raise WorkflowError(f"not a discharge criterion: {', '.join(sorted(unknown))}")
-        if missing:
-            raise WorkflowError(f"discharge criteria not answered: {', '.join(sorted(missing))}")
-        all_met = all(criteria.values())
-        if not all_met and not (reason or "").strip():
-            raise WorkflowError("not every discharge criterion is met: give a reason")
+        all_met = check_discharge(criteria, reason, protocol)
         ready = self._times(ready_at_mono)
 
         def body(db, snap, t):
