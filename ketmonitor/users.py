@@ -149,10 +149,12 @@ class InlineRunner:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(self.db)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # a COMMIT that fails (disk full, a deferred constraint) leaves the transaction open
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     def call(self, fn):
