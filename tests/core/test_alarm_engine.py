@@ -593,3 +593,23 @@ def test_replay_active_counts_the_alarms_it_replays_not_the_queue():
     h.run(series("spo2", [97] * 2, start=13))
     assert h.engine.replay_active() == 0
 
+
+def test_restore_puts_a_whole_configuration_back_as_recorded_changes():
+    clinic = AlarmConfig.from_dict({"conditions": {"spo2_low": {"limit": 91}}})
+    h = Harness({"conditions": {"spo2_low": {"limit": 91}}})
+    h.engine.apply_limits({"spo2_low": 94, "nibp_mean_low": 70}, user_id="n", role="nurse",
+                          reason="protocol p")
+    h.engine.set_limit("spo2_desat", user_id="a", role="admin", priority="medium", limit=87)
+    h.events.clear()
+    diff = h.engine.restore(clinic, user_id="n", reason="next patient", now=3)
+    assert diff == {"spo2_low": {"limit": (94, 91)}, "nibp_mean_low": {"limit": (70, 60)},
+                    "spo2_desat": {"limit": (87, 85), "priority": ("medium", "high")}}
+    assert [(e.data["condition"], e.data["field"], e.data["reason"], e.data["role"], e.t_mono)
+            for e in h.events] == [
+        ("spo2_desat", "limit", "next patient", None, 3),
+        ("spo2_desat", "priority", "next patient", None, 3),
+        ("spo2_low", "limit", "next patient", None, 3),
+        ("nibp_mean_low", "limit", "next patient", None, 3)]
+    assert h.engine.limit_defaults()["spo2_low"] == 91 and h.engine.changed_limits() == ()
+    assert h.engine.restore(clinic, user_id="n", reason="again") == {}  # nothing to record
+    assert len(h.events) == 4
