@@ -6,7 +6,8 @@ samples on a queue it drains on its own thread.
 
 When a patient's session has ended the monitor goes on monitoring: ``next_session()`` records from
 then on into a new session awaiting check-in, so the ended session's rows stay what its signed
-record will hold (a sample written into it after sealing would fail ``verify --db``).
+record will hold (a sample written into it after sealing would fail ``verify --db``), and with the
+clinic's alarm configuration back in force (the previous patient's limits are not the next one's).
 """
 
 from __future__ import annotations
