@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .entry_rules import check_dose, check_lot, check_rate, check_vitals
+from .entry_rules import check_discharge, check_dose, check_lot, check_rate, check_vitals
 from .errors import WorkflowError
 
 AMENDABLE = ("events", "doses", "scale_entries", "check_results", "discharges", "amendments")
@@ -151,22 +151,8 @@ def _scale(row: dict, fixed: dict, scales: dict) -> dict:
 
 def _discharge(row: dict, fixed: dict, protocol) -> dict:
     criteria = fixed.get("criteria", json.loads(row["criteria"]))
-    if not isinstance(criteria, dict) or not all(isinstance(v, bool) for v in criteria.values()):
-        raise WorkflowError("corrected criteria must be {criterion id: true or false}")
-    if protocol is not None:
-        ids = {c.id for c in protocol.discharge_criteria}
-        unknown, missing = set(criteria) - ids, ids - set(criteria)
-        if unknown:
-            raise WorkflowError(f"not a discharge criterion: {', '.join(sorted(unknown))}")
-        if missing:
-            raise WorkflowError(f"discharge criteria not answered: {', '.join(sorted(missing))}")
-    all_met = all(criteria.values())
     reason = fixed.get("reason", row.get("reason"))
-    if reason is not None and not isinstance(reason, str):
-        raise WorkflowError("the reason must be text")
-    if not all_met and not (reason or "").strip():
-        raise WorkflowError("not every discharge criterion is met: give a reason")
-    out = {**fixed, "all_met": all_met}
+    out = {**fixed, "all_met": check_discharge(criteria, reason, protocol)}
     if "reason" in out:
         out["reason"] = (reason or "").strip() or None
     return out

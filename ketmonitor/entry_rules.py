@@ -51,6 +51,26 @@ def check_vitals(values: dict, what: str = "") -> None:
         raise WorkflowError(f"{prefix}diastolic must be below systolic")
 
 
+def check_discharge(criteria, reason, protocol=None) -> bool:
+    """The discharge criteria: ``{criterion id: true or false}``, every one of the protocol's
+    answered and no other, and a reason when any is not met. Returns whether all are met."""
+    if not isinstance(criteria, dict) or not all(isinstance(v, bool) for v in criteria.values()):
+        raise WorkflowError("discharge criteria must be {criterion id: true or false}")
+    if protocol is not None:
+        ids = {c.id for c in protocol.discharge_criteria}
+        unknown, missing = set(criteria) - ids, ids - set(criteria)
+        if unknown:
+            raise WorkflowError(f"not a discharge criterion: {', '.join(sorted(unknown))}")
+        if missing:
+            raise WorkflowError(f"discharge criteria not answered: {', '.join(sorted(missing))}")
+    if reason is not None and not isinstance(reason, str):
+        raise WorkflowError("the reason must be text")
+    all_met = all(criteria.values())
+    if not all_met and not (reason or "").strip():
+        raise WorkflowError("not every discharge criterion is met: give a reason")
+    return all_met
+
+
 # -- doses against the protocol ------------------------------------------------------------------
 _TO_MG = {"mg": 1.0, "mcg": 0.001}
 

@@ -6,7 +6,8 @@ samples on a queue it drains on its own thread.
 
 When a patient's session has ended the monitor goes on monitoring: ``next_session()`` records from
 then on into a new session awaiting check-in, so the ended session's rows stay what its signed
-record will hold (a sample written into it after sealing would fail ``verify --db``).
+record will hold (a sample written into it after sealing would fail ``verify --db``), and with the
+clinic's alarm configuration back in force (the previous patient's limits are not the next one's).
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .alarms import attach_alarms
+from .alarms import attach_alarms, load_alarm_config
 from .clock import Clock
 from .dispatch import Dispatcher, Listener
-from .errors import NotSupportedError, StoreError
+from .errors import KetmonitorError, NotSupportedError, StoreError
 from .samples import Condition, SessionEvent
 from .sessions import create_session, end_session
 from .sources import VitalsSource
 from .store import StoreWriter
 
 log = logging.getLogger(__name__)
+RESTORE_REASON = "next patient: the clinic's alarm configuration"
 
 
 class _Ticker:
@@ -107,21 +109,42 @@ class MonitorRuntime:
     def next_session(self, *, user_id: str | None = None) -> str:
         """Record from now on into a new session awaiting check-in (the previous one has ended).
         Monitoring never pauses: samples queued before the switch go to the old session, later
-        ones to the new; alarms active now are carried into the new session's alarm log."""
+        ones to the new; alarms active now are carried into the new session's alarm log. The alarm
+        configuration goes back to the clinic's (defaults and clinic settings): the previous
+        patient's protocol limits and bedside changes are not the next patient's. That is recorded
+        in the new session like any limit change; the next check-in applies its protocol."""
         if self.session_id is None:
             raise StoreError("the monitor has not started a session")
         old = self.session_id
         mono, wall = self.clock.monotonic(), self.clock.wall()
         meta = {k: self._meta[k] for k in ("scenario", "seed")}
-        new = self.writer.run(lambda db: create_session(db, wall_anchor=wall, mono_anchor=mono,
-                                                        user_id=user_id, **meta))
+
+        def create(db):
+            sid = create_session(db, wall_anchor=wall, mono_anchor=mono, user_id=user_id, **meta)
+            try:  # read now: an administrator may have changed the clinic's settings meanwhile
+                clinic = load_alarm_config(db)
+            except KetmonitorError as exc:  # the session must still be created
+                clinic = exc
+            return sid, clinic
+        new, clinic = self.writer.run(create)
         self.writer.heartbeat(new)
         self.session_id = new  # one assignment: every later sample goes to the new session
         self.writer.end_heartbeat(old)
         self.event("session.continued", {"previous_session_id": old}, user_id)
         if getattr(self, "alarms", None) is not None:
-            self.alarms.replay_active()
+            self.alarms.replay_active()  # first: a restored limit may end a carried-over alarm
+            self._restore_clinic_alarms(clinic, user_id)
         return new
+
+    def _restore_clinic_alarms(self, clinic, user_id: str | None) -> None:
+        try:
+            if isinstance(clinic, KetmonitorError):
+                raise clinic
+            self.alarms.restore(clinic, user_id=user_id, reason=RESTORE_REASON)
+        except KetmonitorError as exc:
+            # monitoring goes on, on the limits in force; the failure is in the new session's record
+            log.error("the clinic's alarm configuration could not be restored: %s", exc)
+            self.event("alarm.restore_failed", {"error": str(exc)}, user_id)
 
     def stop(self, *, end: bool = True, status: str = "ended", reason: str | None = None,
              t_wall: float | None = None) -> None:

@@ -149,10 +149,12 @@ class InlineRunner:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(self.db)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # a COMMIT that fails (disk full, a deferred constraint) leaves the transaction open
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     def call(self, fn):
@@ -512,10 +514,22 @@ class Authenticator:
     def unlock_screen(self, lock: "InactivityLock", user_id: str, password: str, *,
                       session_id: str | None = None) -> "Unlock":
         """Unlock the controls with user id + password; another user taking over is a handover."""
+        user = self.check_unlock(lock, user_id, password)
+        return self.record_unlock(lock, user, session_id=session_id)
+
+    def check_unlock(self, lock: "InactivityLock", user_id: str, password: str) -> User:
+        """The slow half of ``unlock_screen`` (the password hash), safe on a worker thread: who may
+        unlock, counted and audited like a login. Changes nothing about the lock."""
         user = self.verify(user_id, password, purpose="unlock")
         if user.id != lock.user_id and not user.clinical:
             raise PermissionDenied(f"{user.id} is {user.role}: only a nurse or physician may take"
                                    " over the controls")
+        return user
+
+    def record_unlock(self, lock: "InactivityLock", user: User, *,
+                      session_id: str | None = None) -> "Unlock":
+        """The quick half, on the thread that owns the lock (its ``on_change`` drives the screen):
+        unlock for ``user`` (checked by ``check_unlock``) and record the unlock or handover."""
         result = lock.unlock(user.id, self.clock.monotonic())
         self.runner.run(lambda db: append_audit(
             db, "session.handover" if result.handover else "session.unlock", user_id=user.id,

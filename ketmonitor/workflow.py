@@ -31,7 +31,8 @@ from .amendments import AMENDABLE, correctable, corrected
 from .audit import append_audit
 from .clock import Clock, utc_iso
 from .entry_rules import DOSE_UNITS, RATE_UNITS, ROUTES  # noqa: F401 - the UI imports them here
-from .entry_rules import check_dose, check_lot, check_rate, check_vitals, dose_deviations
+from .entry_rules import (check_discharge, check_dose, check_lot, check_rate, check_vitals,
+                          dose_deviations)
 from .errors import DoseDeviationError, KetmonitorError, WorkflowError
 from .metrics import METRICS
 from .patients import Patient, get_patient, save_patient
@@ -317,7 +318,11 @@ class SessionWorkflow:
     # -- check-in and pre-dose -----------------------------------------------------------------
     def check_in(self, patient: Patient, protocol: Protocol | str | None = None) -> Patient:
         """Register (or update) the patient and the protocol; the session moves to pre-dose and the
-        protocol's alarm limits are applied to the monitor (``alarms``)."""
+        protocol's alarm limits are applied to the monitor (``alarms``).
+
+        The limits are checked inside the check-in's transaction (a clinic's range that refuses
+        them rolls the check-in back) but applied only once it has committed: a check-in the
+        database undoes (disk full) leaves the monitor on the limits it had."""
         if isinstance(protocol, str):
             protocol = load_protocol(protocol, self._clinic_dir)
         protocol = protocol or self.protocol
@@ -331,6 +336,7 @@ class SessionWorkflow:
                 raise WorkflowError("the patient is already checked in to this session")
             if snap.status != "open":
                 raise WorkflowError(f"the session is {snap.status}")
+            self._check_protocol_limits(protocol)  # again: a limit may have changed meanwhile
             saved = save_patient(db, patient, user_id=uid, t_wall=t[1])
             db.conn.execute("UPDATE sessions SET patient_id = ?, protocol = ? WHERE id = ?",
                             (saved.id, protocol.name, self.session_id))
@@ -340,12 +346,22 @@ class SessionWorkflow:
                                            "protocol_source": protocol.source},
                         entity="patient", entity_id=saved.id)
             self._transition(db, snap, "pre_dose", t)
-            # last, so a refusal rolls the check-in back; the changes are recorded (events and
-            # audit) by the alarm log listener in the writer's next transaction
-            self.apply_protocol_limits(protocol, at_mono=t[0])
             return saved
-        self.protocol = protocol
-        return self._write("check in", body, need_states=("check_in",))
+        previous, self.protocol = self.protocol, protocol
+        try:
+            saved = self._write("check in", body, need_states=("check_in",))
+        except BaseException:
+            self.protocol = previous
+            raise
+        # committed: now the monitor's limits; the alarm log listener records each change (events
+        # and audit) in the writer's next transaction, at the time it took effect
+        try:
+            self.apply_protocol_limits(protocol)
+        except WorkflowError as exc:  # changed between the check and now: say so, keep the check-in
+            log.error("checked in, but %s", exc)
+            raise WorkflowError(f"the patient is checked in, but {exc}: set the limits in the"
+                                " limits dialog") from None
+        return saved
 
     def _check_protocol_limits(self, protocol: Protocol) -> None:
         if self.alarms is None:
@@ -855,15 +871,7 @@ class SessionWorkflow:
         Every criterion must be answered; any not met needs a reason. Before-discharge checks must
         be done or skipped (with a reason) first."""
         protocol = self._protocol()
-        ids = {c.id for c in protocol.discharge_criteria}
-        unknown, missing = set(criteria) - ids, ids - set(criteria)
-        if unknown:
-            raise WorkflowError(f"not a discharge criterion: {', '.join(sorted(unknown))}")
-        if missing:
-            raise WorkflowError(f"discharge criteria not answered: {', '.join(sorted(missing))}")
-        all_met = all(criteria.values())
-        if not all_met and not (reason or "").strip():
-            raise WorkflowError("not every discharge criterion is met: give a reason")
+        all_met = check_discharge(criteria, reason, protocol)
         ready = self._times(ready_at_mono)
 
         def body(db, snap, t):

@@ -45,6 +45,7 @@ EPS = 1e-9
 SENSOR_CONDITIONS = frozenset({Condition.SENSOR_OFF, Condition.SENSOR_DISCONNECTED,
                                Condition.SENSOR_FAULT})
 SYSTEM = ""  # source of alarms raised by the application itself (audio, storage)
+_CHANGEABLE = ("limit", "priority", "delay_s", "hysteresis")  # what set_limit may change
 
 
 @dataclass
@@ -330,7 +331,7 @@ class AlarmEngine:
             self._spec(key)
             for name in fields:
                 allowed = s.limit_roles if name == "limit" else s.setting_roles
-                if name not in {"limit", "priority", "delay_s", "hysteresis"}:
+                if name not in _CHANGEABLE:
                     raise ConfigError(f"{key}: cannot change {name!r}")
                 if role not in allowed:
                     what = "alarm limits" if name == "limit" else f"the alarm {name}"
@@ -371,46 +372,73 @@ class AlarmEngine:
         """Validate all of ``{key: {field: value}}`` together, then apply and record each change."""
         with self._lock:
             config = self._changed_config(changes)
-            diff = {}
-            for key in changes:
-                old, new = self.config.specs[key], config.specs[key]
-                d = {n: (getattr(old, n), getattr(new, n)) for n in changes[key]
-                     if getattr(old, n) != getattr(new, n)}
-                if d:
-                    diff[key] = d
-            if not diff:
-                return {}
-            self.config = config
-            now = self._advance(self._mono(now))
-            for key, d in diff.items():
-                new = config.specs[key]
-                for name, (old, value) in d.items():
-                    data = {"condition": key, "label": new.label, "field": name,
-                            "old": getattr(old, "value", old), "new": getattr(value, "value", value),
-                            "user": user_id, "role": role}
-                    if reason:
-                        data["reason"] = reason
-                    self._event("alarm.limits_changed", now, data, user_id)
-                if new.kind == LIMIT:  # judge the last value against the new limit now
-                    track = self._track(key, SYSTEM)
-                    v = self._last_value.get(new.metric)
-                    if v is not None:
-                        self._judge(track, new, v, now)
+            diff = self._install(config, {k: tuple(f) for k, f in changes.items()},
+                                 user_id=user_id, role=role, now=now, reason=reason)
         self._drain()
+        return diff
+
+    def _install(self, config: AlarmConfig, fields: dict[str, tuple[str, ...]], *, user_id, role,
+                 now, reason) -> dict:
+        """Put ``config`` in force (engine lock held) and record an ``alarm.limits_changed`` for
+        each of ``fields`` that differs; the last value of a changed limit is judged again at once.
+        Returns {key: {field: (old, new)}}."""
+        diff = {}
+        for key, names in fields.items():
+            old, new = self.config.specs[key], config.specs[key]
+            d = {n: (getattr(old, n), getattr(new, n)) for n in names
+                 if getattr(old, n) != getattr(new, n)}
+            if d:
+                diff[key] = d
+        self.config = config
+        if not diff:
+            return {}
+        now = self._advance(self._mono(now))
+        for key, d in diff.items():
+            new = config.specs[key]
+            for name, (old, value) in d.items():
+                data = {"condition": key, "label": new.label, "field": name,
+                        "old": getattr(old, "value", old), "new": getattr(value, "value", value),
+                        "user": user_id, "role": role}
+                if reason:
+                    data["reason"] = reason
+                self._event("alarm.limits_changed", now, data, user_id)
+            if new.kind == LIMIT:  # judge the last value against the new limit now
+                track = self._track(key, SYSTEM)
+                v = self._last_value.get(new.metric)
+                if v is not None:
+                    self._judge(track, new, v, now)
         return {k: {n: (getattr(o, "value", o), getattr(v, "value", v)) for n, (o, v) in d.items()}
                 for k, d in diff.items()}
+
+    def restore(self, config: AlarmConfig, *, user_id: str | None, reason: str,
+                now: float | None = None) -> dict[str, dict[str, tuple]]:
+        """Put a whole configuration back in force (the clinic's, for the next patient: what the
+        previous patient's protocol and bedside changes set goes). Every limit, priority, delay and
+        hysteresis that changes is recorded like a bedside change, with ``reason``; the clinic's
+        ranges and settings come with it, and its limits become the defaults again. Alarms active
+        now stay, judged against the restored limits. Returns {key: {field: (old, new)}}."""
+        config.check()
+        if set(config.specs) != set(self.config.specs):
+            raise ConfigError("the configuration to restore has other alarm conditions")
+        with self._lock:
+            diff = self._install(config, {k: _CHANGEABLE for k in config.specs}, user_id=user_id,
+                                 role=None, now=now, reason=reason)
+            self._defaults = {k: s.limit for k, s in config.specs.items() if s.kind == LIMIT}
+        self._drain()
+        return diff
 
     def replay_active(self) -> int:
         """Emit ``alarm.raised`` again (with ``carried_over: true`` and the original start) for
         every alarm active now: when the monitor starts recording a new session, its alarm log
         then holds the alarms already on, and their ends. Returns how many."""
+        n = 0
         with self._lock:
             for ep in self._visible.values():
                 if ep.end_mono is None and ep.raised is not None:
                     self._outbox.append(SessionEvent(
                         "alarm.raised", ep.start_mono, ep.start_wall,
                         {**ep.raised, "carried_over": True, "acknowledged": ep.acknowledged}))
-            n = len(self._outbox)
+                    n += 1  # not len(outbox): other events may be queued beside them
         self._drain()
         return n
 

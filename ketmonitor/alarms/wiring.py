@@ -8,8 +8,10 @@ the "storage failing" technical alarm.
 Configuration, later layers winning: the defaults, the clinic's settings in the database (settings
 key ``alarms``), the protocol's ``alarm_limits`` when the runtime is started for a protocol (the
 demo). At the bedside the protocol is chosen at check-in, and ``SessionWorkflow.check_in`` applies
-its limits then, as a recorded limit change. A protocol that cannot be loaded, or whose limits do not
-fit the clinic's settings, is a ConfigError: monitoring on limits nobody chose is not an option.
+its limits once the check-in has committed, as a recorded limit change; ``next_session`` of the
+runtime puts the clinic's configuration back for the next patient (``AlarmEngine.restore``). A
+protocol that cannot be loaded, or whose limits do not fit the clinic's settings, is a ConfigError:
+monitoring on limits nobody chose is not an option.
 """
 
 from __future__ import annotations

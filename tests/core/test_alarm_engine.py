@@ -571,3 +571,45 @@ def test_medium_priority_alarms_are_not_reannunciated():
 def test_bad_reannunciation_settings(settings, match):
     with pytest.raises(ConfigError, match=match):
         AlarmConfig.from_dict({"settings": settings})
+
+
+def test_replay_active_counts_the_alarms_it_replays_not_the_queue():
+    h = Harness().run(series("spo2", [82] * 12))  # desaturation and SpO2 low on
+    counts = []
+
+    def emit(ev):  # replaying while the second limit change still waits to be emitted
+        h.events.append(ev)
+        if ev.kind == "alarm.limits_changed" and not counts:
+            counts.append(h.engine.replay_active())
+
+    h.engine.emit = emit
+    h.engine.set_limits({"pulse_rate_low": {"limit": 45}, "pulse_rate_high": {"limit": 130}},
+                        user_id="n", role="nurse")
+    assert counts == [2]
+    replayed = [e.data["condition"] for e in h.events if e.data.get("carried_over")]
+    assert sorted(replayed) == ["spo2_desat", "spo2_low"]
+    assert [e.kind for e in h.events[-3:]].count("alarm.limits_changed") == 1  # nothing lost
+    h.engine.emit = h.events.append
+    h.run(series("spo2", [97] * 2, start=13))
+    assert h.engine.replay_active() == 0
+
+
+def test_restore_puts_a_whole_configuration_back_as_recorded_changes():
+    clinic = AlarmConfig.from_dict({"conditions": {"spo2_low": {"limit": 91}}})
+    h = Harness({"conditions": {"spo2_low": {"limit": 91}}})
+    h.engine.apply_limits({"spo2_low": 94, "nibp_mean_low": 70}, user_id="n", role="nurse",
+                          reason="protocol p")
+    h.engine.set_limit("spo2_desat", user_id="a", role="admin", priority="medium", limit=87)
+    h.events.clear()
+    diff = h.engine.restore(clinic, user_id="n", reason="next patient", now=3)
+    assert diff == {"spo2_low": {"limit": (94, 91)}, "nibp_mean_low": {"limit": (70, 60)},
+                    "spo2_desat": {"limit": (87, 85), "priority": ("medium", "high")}}
+    assert [(e.data["condition"], e.data["field"], e.data["reason"], e.data["role"], e.t_mono)
+            for e in h.events] == [
+        ("spo2_desat", "limit", "next patient", None, 3),
+        ("spo2_desat", "priority", "next patient", None, 3),
+        ("spo2_low", "limit", "next patient", None, 3),
+        ("nibp_mean_low", "limit", "next patient", None, 3)]
+    assert h.engine.limit_defaults()["spo2_low"] == 91 and h.engine.changed_limits() == ()
+    assert h.engine.restore(clinic, user_id="n", reason="again") == {}  # nothing to record
+    assert len(h.events) == 4

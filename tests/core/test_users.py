@@ -204,3 +204,19 @@ def test_unlock_by_another_user_is_a_recorded_handover(env):
                                         "'session.handover'").fetchone()[0])
     assert detail["from"] == "nina" and detail["to"] == "paula"
     verify_chain(db)
+
+
+def test_the_unlock_check_changes_nothing_until_it_is_recorded(env):
+    """The bedside checks the password on a worker (check_unlock) and unlocks on the Qt thread
+    (record_unlock): the check alone leaves the lock locked and records no unlock."""
+    db, clock, auth, admin, nurse = env
+    changes = []
+    lock = InactivityLock(300, user_id="nina", now=clock.monotonic(), on_change=changes.append)
+    lock.lock(clock.monotonic())
+    user = auth.check_unlock(lock, "nina", "Nurse-pass-2026")
+    assert user.id == "nina" and lock.locked and changes == [True]
+    unlocks = "SELECT count(*) FROM audit_log WHERE action = 'session.unlock'"
+    assert db.conn.execute(unlocks).fetchone() == (0,)
+    result = auth.record_unlock(lock, user, session_id="s1")
+    assert not result.handover and not lock.locked and changes == [True, False]
+    assert db.conn.execute(unlocks).fetchone() == (1,)

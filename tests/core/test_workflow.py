@@ -4,6 +4,7 @@ transition and entry recorded (events + audit), scheduled checks, amendments."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -495,6 +496,36 @@ def test_discharge_rules(env):
                       "reason": "Transferred to the emergency department"}
     wf.add_note("Late note after the end")  # notes are still possible before signing
 
+
+
+BAD_DISCHARGES = [  # (criteria changed from all met, reason, error): the entry and its correction
+    ({"clinician_ready": 1}, None, "must be {criterion id: true or false}"),
+    ({"walked_home": True}, None, "not a discharge criterion: walked_home"),
+    ({"clinician_ready": False}, "  ", "not every discharge criterion is met: give a reason"),
+    ({"clinician_ready": False}, 7, "the reason must be text"),
+]
+
+
+def test_a_discharge_and_its_correction_follow_the_same_rules(env):
+    writer, clock, *_ = env
+    wf = workflow(env)
+    ready_to_dose(wf)
+    give_device(wf)
+    wf.finish_dosing()
+    clock.advance(121 * 60)
+    wf.begin_discharge()
+    wf.record_bp(130, 80)
+    wf.skip_check("cadss@discharge", "patient declined")
+    good = all_true(ESK.discharge_criteria)
+    for change, reason, match in BAD_DISCHARGES:
+        with pytest.raises(WorkflowError, match=re.escape(match)):
+            wf.discharge({**good, **change}, reason=reason)
+    discharge_id = wf.discharge(good)
+    for change, reason, match in BAD_DISCHARGES:
+        with pytest.raises(WorkflowError, match=re.escape(match)):
+            wf.amend("discharges", discharge_id, "typed the wrong box",
+                     {"criteria": {**good, **change}, "reason": reason})
+    assert read(writer, "SELECT count(*) FROM amendments")[0] == (0,)
 
 def test_abandon_from_any_step(env):
     writer, clock, *_ = env

@@ -5,15 +5,20 @@ real SQLite file, the engine wired to the alarm log as the runtime wires it."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
 from ketmonitor.alarms import AlarmConfig, AlarmEngine, alarm_log_listener
 from ketmonitor.audit import verify_chain
+from ketmonitor.clock import ManualClock
 from ketmonitor.dispatch import Dispatcher
 from ketmonitor.errors import WorkflowError
 from ketmonitor.protocols import BUILTIN_DIR, load_protocols
+from ketmonitor.store import open_db
+from ketmonitor.users import Authenticator, Clinic, InlineRunner
 from ketmonitor.workflow import SessionWorkflow
+from tests.core.test_users import cheap_hasher
 from tests.core.test_workflow import env, patient  # noqa: F401 - fixture
 
 SID = "s1"
@@ -93,3 +98,55 @@ def test_a_resumed_session_gets_its_protocols_limits_again(env, tmp_path):  # no
     reasons = writer.run(lambda db: [json.loads(d).get("reason") for (d,) in db.conn.execute(
         "SELECT detail FROM audit_log WHERE action = 'alarm.limits_changed' ORDER BY seq")])
     assert reasons[-1] == "protocol esk-strict (session resumed)"
+
+
+class DoomedCommits(InlineRunner):
+    """Real transactions on a real file. Armed, the next one's COMMIT fails as SQLite fails it: a
+    deferred foreign-key violation is found only at COMMIT, after everything else has run."""
+
+    doom_next = False
+
+    def run(self, fn, timeout=None):
+        if not self.doom_next:
+            return super().run(fn)
+        self.doom_next = False
+
+        def doomed(db):
+            result = fn(db)
+            db.conn.execute("PRAGMA defer_foreign_keys = ON")
+            db.conn.execute("INSERT INTO events (session_id, kind, t_mono, t_wall, t_utc)"
+                            " VALUES ('no-such-session', 'orphan', 0, 0, '')")
+            return result
+        return super().run(doomed)
+
+
+def test_a_check_in_that_does_not_commit_leaves_the_limits(db_path, tmp_path):
+    protocol = strict_protocol(tmp_path, low=92, desat=88)
+    db = open_db(db_path)
+    runner = DoomedCommits(db)
+    clock = ManualClock(0.0)
+    auth = Authenticator(runner, clock=clock, hasher=cheap_hasher())
+    admin = auth.first_start(Clinic("North clinic"), "admin", "Ada Admin", "Boss-key-2026x")
+    nurse = auth.create_user(admin, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
+                             must_change=False)
+    events = []
+    engine = AlarmEngine(AlarmConfig(), clock=clock, emit=events.append)
+    wf = SessionWorkflow(runner, SID, clock, user=nurse, alarms=engine)
+
+    runner.doom_next = True
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        wf.check_in(patient(), protocol)
+    assert (engine.spec("spo2_low").limit, engine.spec("spo2_desat").limit) == (90, 85)
+    assert events == []  # no limit change happened, so none is recorded
+    assert not db.conn.in_transaction  # rolled back, not left open
+    assert wf.refresh().state == "check_in" and wf.protocol is None
+    assert db.conn.execute("SELECT count(*) FROM patients").fetchone() == (0,)
+
+    clock.advance(30)
+    wf.check_in(patient(), protocol)  # the next attempt commits: now the limits follow
+    assert (engine.spec("spo2_low").limit, engine.spec("spo2_desat").limit) == (92, 88)
+    changes = [(e.data["condition"], e.data["reason"], e.t_mono) for e in events
+               if e.kind == "alarm.limits_changed"]
+    assert changes == [(key, "protocol esk-strict", 30)
+                       for key in ("spo2_desat", "spo2_low", "pulse_rate_low")]
+    db.conn.close()

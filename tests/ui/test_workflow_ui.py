@@ -80,7 +80,8 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     qtbot.mouseClick(first.button, Qt.LeftButton)
     assert first.error.text() == "the two passwords differ"
     type_in(qtbot, first.confirm, "Boss-key-2026x")
-    qtbot.mouseClick(first.button, Qt.LeftButton)
+    with qtbot.waitSignal(first.accepted, timeout=10000):  # hashed on the dialog's worker
+        qtbot.mouseClick(first.button, Qt.LeftButton)
     assert first.user is not None and first.user.role == "admin"
     wui.auth.create_user(first.user, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
                          must_change=False)
@@ -91,6 +92,7 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     type_in(qtbot, login.user_id, "nina")
     type_in(qtbot, login.password, "wrong-Pass-1")
     qtbot.keyClick(login.password, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not login.busy, timeout=10000)
     assert "wrong" in login.error.text() and wui.panel is None
     type_in(qtbot, login.password, "Nurse-pass-2026")
     with qtbot.waitSignal(wui.ready, timeout=5000):
@@ -215,7 +217,8 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     type_in(qtbot, overlay.user_id, "paula")
     type_in(qtbot, overlay.password, "Ward-key-2026")
     qtbot.mouseClick(overlay.button, Qt.LeftButton)
-    assert not wui.lock.lock.locked and panel.isEnabled() and wf.user.id == "paula"
+    qtbot.waitUntil(lambda: not wui.lock.lock.locked, timeout=10000)
+    assert panel.isEnabled() and wf.user.id == "paula"
     panel.tick()
     assert "Paula Nurse" in panel.header.text()
 
@@ -225,7 +228,8 @@ def test_whole_session_through_the_ui(bedside, qtbot):
     type_in(qtbot, overlay.user_id, "paula")
     type_in(qtbot, overlay.password, "Ward-key-2026")
     qtbot.keyClick(overlay.password, Qt.Key_Return)
-    assert not wui.lock.lock.locked and wf.user.id == "paula"
+    qtbot.waitUntil(lambda: not wui.lock.lock.locked, timeout=10000)
+    assert wf.user.id == "paula"
 
     # -- discharge after the minimum monitoring time, counted from the last device. The oximeter
     # has shown what it had to; it stops here so the next 80 simulated minutes do not cost seconds
