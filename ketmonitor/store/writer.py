@@ -4,7 +4,9 @@ Samples are queued from any thread and written in batches; a batch is committed 
 ``commit_interval`` seconds, so a killed process loses at most that much. Other writes (sessions,
 workflow entries, signatures) go through ``call``, which runs a function on the writer thread inside
 a transaction and returns a Future. A failing write (disk full, read-only file) is reported through
-``on_error`` and the batch is kept and retried: monitoring goes on and nothing queued is dropped.
+``on_error`` and the batch of samples is kept and retried: monitoring goes on and no sample is
+dropped. A call whose transaction cannot be committed fails with a ``StoreError`` at once and is
+never retried (the user who made the entry is told, and it cannot land later unseen).
 """
 
 from __future__ import annotations
@@ -157,8 +159,13 @@ class StoreWriter:
                 else:
                     # The samples cannot be written (disk full, I/O error): keep them queued, but
                     # answer the calls on their own, so the app is not blocked behind the samples.
-                    if calls and self._commit(conn, [], calls, report=False):
-                        calls = []
+                    # A call that had run in the failed transaction already has the error; one
+                    # that fails again now gets it too. No call is ever retried: a clinical entry
+                    # the user was told had failed must not be committed behind their back later.
+                    waiting = [c for c in calls if not c[1].done()]
+                    if waiting:
+                        self._commit(conn, [], waiting, report=False)
+                    calls = []
                     if stopping:
                         break  # asked to stop and cannot write: the error was reported
                     time.sleep(min(1.0, self.commit_interval))  # writer thread: back off, retry
@@ -179,6 +186,8 @@ class StoreWriter:
                         results.append((fut, fn(self.db), None))
                         conn.execute("RELEASE call")
                     except Exception as exc:  # noqa: BLE001 - the caller gets it
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled the whole transaction back (disk full, I/O)
                         conn.execute("ROLLBACK TO call")
                         conn.execute("RELEASE call")
                         results.append((fut, None, exc))
@@ -193,6 +202,9 @@ class StoreWriter:
             except Exception:  # noqa: BLE001
                 pass
             message = f"cannot write to {self.path}: {exc}"
+            for _fn, fut in calls:
+                if fut.running():  # it ran in the transaction that failed: its write is gone
+                    fut.set_exception(StoreError(message))
             if report and self.failing != message:
                 self.failing = message
                 log.error(message)

@@ -102,6 +102,30 @@ def test_full_database_keeps_samples_queued_and_reports_then_recovers(db_path):
     assert db["waveform_chunks"].count == 3000
 
 
+def test_a_call_that_cannot_be_committed_fails_at_once_and_never_lands_later(db_path):
+    """A clinical entry made while the disk is full must fail promptly with the storage error (the
+    nurse sees it and may enter it again), must not be committed behind her back once space is
+    back, and must not stop the samples from being written then."""
+    with StoreWriter(db_path, commit_interval=0.05) as w:
+        sid = _session(w)
+        w.run(lambda db: db.conn.execute("CREATE TABLE notes (body TEXT)"))
+        pages = w.run(lambda db: db.conn.execute("PRAGMA page_count").fetchone()[0])
+        w.run(lambda db: db.conn.execute(f"PRAGMA max_page_count={pages}"))
+        big = "x" * 200_000  # needs pages the database may no longer take
+
+        def note(db):
+            db.conn.execute("INSERT INTO notes VALUES (?)", (big,))
+        with pytest.raises(StoreError, match="full"):
+            w.run(note, timeout=10)
+        for i in range(50):
+            w.put(sid, Numeric.of("spo2", 97, t_mono=i, t_wall=1_767_225_600.0 + i, source="ox"))
+        w.run(lambda db: db.conn.execute("PRAGMA max_page_count=1073741823"))
+        w.flush()
+    db = open_db(db_path)
+    assert db["numerics"].count == 50
+    assert db["notes"].count == 0
+
+
 def test_unfinished_sessions_are_found(db_path):
     db = open_db(db_path)
     with db.conn:
