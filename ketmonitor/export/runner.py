@@ -30,7 +30,7 @@ from typing import Callable, TextIO
 from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import ExportError, StoreError
-from ..signing._db import write_transaction
+from ..signing._db import read_snapshot, write_transaction
 from ..signing.matching import check_session
 from .selection import Selection
 
@@ -210,10 +210,7 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
-            snapshot = not conn.in_transaction
-            if snapshot:  # the check and the export read the same rows
-                conn.execute("BEGIN")
-            try:
+            with read_snapshot(conn):  # the check and the export read the same rows
                 check = None if fmt == "json" else check_session(db, sid)
                 data = None
                 if exporter.needs_data:
@@ -226,9 +223,6 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
                         raise
                     result.skipped[sid] = str(exc)
                     written = None
-            finally:
-                if snapshot and conn.in_transaction:
-                    conn.execute("COMMIT")
             if written is not None:
                 files = {name: out.files.get(name) for name in written.get("files", ())}
                 extra = {k: v for k, v in written.items() if k not in ("files", "warnings")}

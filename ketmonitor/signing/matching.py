@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 
 from ..errors import VerificationError
 from ..patients import REMS_FLAGS, Patient
+from ._db import read_snapshot
 from .parties import PARTIES, check_party
 from .service import list_records
 from .verification import _check_tables, _parse_payload, verify_stored_record
@@ -156,13 +157,6 @@ def _check(db, session_id: str) -> RecordCheck:
 
 def check_session(db, session_id: str) -> RecordCheck:
     """Compare ``session_id`` in the database with its signed record (see the module docstring)."""
-    conn = db.conn
-    snapshot = not conn.in_transaction
-    if snapshot:  # one consistent read while the app may be writing
-        conn.execute("BEGIN")
-    try:
+    with read_snapshot(db.conn):  # one consistent read while the app may be writing
         return _check(db, session_id)
-    finally:
-        if snapshot and conn.in_transaction:
-            conn.execute("COMMIT")
 
