@@ -18,14 +18,15 @@ from ..audit import append_audit, audit_row_hash, check_head, find_audit, verify
 from ..clock import parse_utc
 from ..errors import VerificationError
 from ._db import read_snapshot, write_transaction
+from .canonical import MAX_INT
 from .errors import (AuditChainError, AuditLinkError, ChunkDigestError, HeaderMismatchError,
                      KeyNotValidError, KeyRevokedError, PayloadDigestError, RecordFormatError,
                      RecordLinkError, RowMismatchError, UnknownKeyError)
+from .evidence import missing_records
 from .jws import JwsDocument, strict_json, verify_signature
 from .keyring import Keyring
 from .keys import key_valid_at
 from .parties import PARTIES, check_party
-from .canonical import MAX_INT
 from .record import FORMAT, session_row
 from .rows import table_rows
 from .scope import TableScope, session_tables, table_columns
@@ -411,30 +412,11 @@ def _check_stored(db, rid, session_id, kind, amends_id, amends_hash, v, failures
 
 
 def _check_audit_evidence(db, session_id, failures) -> bool:
-    """Every record the audit trail says was sealed or signed must still be in the database: a
-    record deleted with its signatures (and its session's status set back) leaves no row to
-    compare, only these audit entries. Returns whether any is missing."""
-    stored = {r[0] for r in db.conn.execute("SELECT record_id FROM session_records")}
-    sql = ("SELECT seq, action, session_id, entity_id, detail FROM audit_log"
-           " WHERE action IN ('record.sealed', 'record.signed')")
-    rows = (db.conn.execute(sql + " AND session_id = ? ORDER BY seq", (session_id,)) if session_id
-            else db.conn.execute(sql + " ORDER BY seq"))
-    found = False
-    for seq, action, sid, rid, detail in rows:
-        if rid in stored:
-            continue  # its signatures are checked against their entries by _check_audit_links
-        try:
-            d = json.loads(detail)
-        except ValueError:
-            d = {}
-        what = (f"the sealing of {d.get('kind', 'a')} record {rid}" if action == "record.sealed"
-                else f"signature {d.get('index')} ({d.get('meaning')}, key {d.get('kid')}) on "
-                     f"record {rid}")
-        failures.append(AuditLinkError(
-            f"audit row {seq} ({action}) records {what} of session {sid}, but that record is "
-            "missing from the database (deleted)", seq=seq, record_id=rid))
-        found = True
-    return found
+    """Records the audit trail says were sealed or signed that are gone (evidence.py); returns
+    whether there is any."""
+    found = [m.error() for m in missing_records(db, session_id)]
+    failures.extend(found)
+    return bool(found)
 
 
 def _check_parties(db, rid: str, record: dict, failures: list) -> None:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
 
 from ketmonitor import review
 from ketmonitor.errors import AuthError, KetmonitorError
-from ketmonitor.signing import load_key, record_auth_failure
+from ketmonitor.signing import load_key, record_auth_failure, rules
 
 from . import style
 from .dialogs import SignDialog
@@ -265,7 +265,7 @@ class ReviewWindow(QMainWindow):
         check = self.timeline.record_check
         perm = review.permissions(
             self.user.role, sealed, check, ended=self.timeline.session.get("ended_utc") is not None,
-            author=self.user.id in review.session_authors(self.db, self.session_id))
+            author=self.user.id in rules.session_authors(self.db, self.session_id))
         self.permissions = perm
         self.sign_button.setVisible(not sealed)  # once signed, co-signatures and addenda follow
         self.sign_button.setEnabled(perm.sign)
@@ -335,7 +335,7 @@ class ReviewWindow(QMainWindow):
             return
         try:
             if kind == "sign":
-                result = review.sign_record(self.db, self.session_id, self.user.id, unlocked,
+                result = rules.sign_record(self.db, self.session_id, self.user.id, unlocked,
                                             meaning)
                 first = result.signatures[0]
                 done = (f"Signed by {first.printed_name} ({first.meaning}) at "

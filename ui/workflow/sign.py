@@ -148,7 +148,7 @@ class SessionEndForm(QWidget):
     # -- signing ---------------------------------------------------------------------------------
     def ask(self) -> SignRecordDialog | None:
         try:
-            key = workflow_signing.author_key(self.workflow)  # fail early: no key, not ended
+            key, _meanings = workflow_signing.prepare(self.workflow)  # fail early: no key...
         except KetmonitorError as exc:
             self.error.show_error(str(exc))
             return None
@@ -164,7 +164,7 @@ class SessionEndForm(QWidget):
     def sign(self, password: str, key=None) -> None:
         """Unlock the key with ``password`` on a worker thread; sealing follows in ``_check``."""
         try:
-            key = key or workflow_signing.author_key(self.workflow)
+            key = key or workflow_signing.prepare(self.workflow)[0]
         except KetmonitorError as exc:
             self._failed(str(exc))
             return
