@@ -32,10 +32,10 @@ from .audit import append_audit
 from .clock import parse_utc, utc_iso
 from .errors import StoreError, WorkflowError
 from .signing import SignatureInfo, SignedRecord, cosign, list_records, original_record_id
-from .signing._db import write_transaction
+from .signing._db import read_snapshot, write_transaction
 from .signing.keys import UnlockedKey
 from .signing.matching import RecordCheck, check_session
-from .signing.rules import account_role, check_key_role, sign_meanings
+from .signing.rules import account_role, check_key_role, session_authors, sign_meanings
 from .users import PermissionDenied
 from .workflow_read import workflow_record
 
@@ -359,6 +359,28 @@ def signed_records(db, session_id: str, check: RecordCheck | None = None) -> lis
                 content = None
         out.append(RecordView(rec, problem is None, problem, content, differs))
     return out
+
+
+@dataclass(frozen=True)
+class SigningState:
+    """A session's signatures as the review screen shows them, read together (off the Qt thread)."""
+
+    check: RecordCheck          # the rows and signatures compared with the signed record
+    records: list[RecordView]
+    status: str                 # sessions.status
+    authors: frozenset[str]     # who made entries (may sign for authorship)
+
+
+def signing_state(db, session_id: str, check: RecordCheck | None = None) -> SigningState:
+    """``check``: a comparison just made (or ``matching.recheck_signatures`` of one), else one is
+    made now; one snapshot either way."""
+    with read_snapshot(db.conn):
+        check = check if check is not None else check_session(db, session_id)
+        row = db.conn.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise WorkflowError(f"no session {session_id}")
+        return SigningState(check, signed_records(db, session_id, check), row[0],
+                            frozenset(session_authors(db, session_id)))
 
 
 def load_timeline(db, session_id: str, *, viewer_id: str | None, purpose: str = "review") -> Timeline:

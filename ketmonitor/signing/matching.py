@@ -24,7 +24,7 @@ mark or refuse). It reads in one snapshot when the caller has no transaction ope
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from ..errors import VerificationError
 from ..patients import REMS_FLAGS, Patient
@@ -127,11 +127,13 @@ def _stored_payload(db, record_id: str) -> dict | None:
     return _parse_payload(bytes(row[0])) if row else None
 
 
-def _check(db, session_id: str) -> RecordCheck:
+def _signatures(db, session_id: str):
+    """(original record or None, its verified payload or None, record id -> None or why not,
+    signature problems, deleted records): everything but the rows."""
     records = list_records(db, session_id)
     original = next((r for r in records if r.kind == "original"), None)
     outcomes: dict = {}
-    sig_problems: list[str] = []
+    problems: list[str] = []
     payload = None
     for rec in records:
         failures: list[VerificationError] = []
@@ -143,10 +145,15 @@ def _check(db, session_id: str) -> RecordCheck:
         except VerificationError as exc:
             failures += getattr(exc, "failures", (exc,))
         outcomes[rec.record_id] = "; ".join(map(str, failures)) or None
-        sig_problems += map(str, failures)
+        problems += map(str, failures)
     # ...and a deleted record, named by the audit entries written with it (evidence.py)
     gone = missing_records(db, session_id)
-    sig_problems += [m.describe() for m in gone]
+    problems += [m.describe() for m in gone]
+    return original, payload, outcomes, problems, gone
+
+
+def _check(db, session_id: str) -> RecordCheck:
+    original, payload, outcomes, sig_problems, gone = _signatures(db, session_id)
     if original is None:
         deleted = next((m.record_id for m in gone if m.original), None)
         return RecordCheck(session_id, deleted, tuple(sig_problems), records=outcomes)
@@ -182,3 +189,18 @@ def deleted_check(db, session_id: str) -> RecordCheck | None:
     original = original_record_id(db, session_id) or next(
         (m.record_id for m in gone if m.original), None)
     return RecordCheck(session_id, original, tuple(m.describe() for m in gone))
+
+
+def recheck_signatures(db, check: RecordCheck) -> RecordCheck:
+    """``check`` with its signature part made again (every record's signatures, their audit
+    entries, deleted records) and its row comparison kept: after a co-signature or an addendum,
+    which add signatures and change no row, and which ``review`` allows only after comparing the
+    rows itself a moment before. A check of a session that was not signed (its first signature
+    seals the rows) cannot be reused: that is ``check_session``'s."""
+    if not check.signed:
+        raise ValueError("recheck_signatures needs the check of a signed session")
+    with read_snapshot(db.conn):
+        original, _payload, outcomes, problems, _gone = _signatures(db, check.session_id)
+    if original is None or original.record_id != check.record_id:  # gone since: compare anew
+        return check_session(db, check.session_id)
+    return replace(check, signature_problems=tuple(problems), records=outcomes)
