@@ -6,9 +6,9 @@ addenda (no Qt here; the review screens in ``ui/review/`` are a thin layer over 
 - ``load_timeline``: everything recorded in one session, times as seconds since its start; the pleth
   is not loaded with it but by time range through ``waveform_window``. Every load is a
   ``session.viewed`` entry in the audit trail (Part 11 / HIPAA audit controls).
-- ``sign_record``: the first signature of an ended session, made after the fact (review screen,
-  ``ketmonitor sign``): authorship by a clinician who made its entries, or responsibility by a
-  physician.
+- ``permissions``: what the review screen offers whom. The first signature of an ended session's
+  record is ``signing.rules.sign_record``, the one signing function of the application (bedside,
+  review screen, ``ketmonitor sign``), with its rules (``sign_check``).
 - Every load of a signed session compares its rows with the signed record
   (``signing.matching.check_session``): ``Timeline.record_check`` says whether what the screen shows
   is what was signed, and a signed session shows its patient as signed.
@@ -31,11 +31,11 @@ from .alarms.log import alarm_log
 from .audit import append_audit
 from .clock import parse_utc, utc_iso
 from .errors import StoreError, WorkflowError
-from .signing import (SignatureInfo, SignedRecord, cosign, list_records, original_record_id,
-                      seal_session)
-from .signing._db import write_transaction
-from .signing.keys import UnlockedKey, current_key
+from .signing import SignatureInfo, SignedRecord, cosign, list_records, original_record_id
+from .signing._db import read_snapshot, write_transaction
+from .signing.keys import UnlockedKey
 from .signing.matching import RecordCheck, check_session
+from .signing.rules import account_role, check_key_role, session_authors, sign_meanings
 from .users import PermissionDenied
 from .workflow_read import workflow_record
 
@@ -361,6 +361,28 @@ def signed_records(db, session_id: str, check: RecordCheck | None = None) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class SigningState:
+    """A session's signatures as the review screen shows them, read together (off the Qt thread)."""
+
+    check: RecordCheck          # the rows and signatures compared with the signed record
+    records: list[RecordView]
+    status: str                 # sessions.status
+    authors: frozenset[str]     # who made entries (may sign for authorship)
+
+
+def signing_state(db, session_id: str, check: RecordCheck | None = None) -> SigningState:
+    """``check``: a comparison just made (or ``matching.recheck_signatures`` of one), else one is
+    made now; one snapshot either way."""
+    with read_snapshot(db.conn):
+        check = check if check is not None else check_session(db, session_id)
+        row = db.conn.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise WorkflowError(f"no session {session_id}")
+        return SigningState(check, signed_records(db, session_id, check), row[0],
+                            frozenset(session_authors(db, session_id)))
+
+
 def load_timeline(db, session_id: str, *, viewer_id: str | None, purpose: str = "review") -> Timeline:
     """Everything recorded in one session (waveforms: see ``waveform_window``); audited as a view."""
     row = db.conn.execute("SELECT wall_anchor FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -541,18 +563,12 @@ class Permissions:
     sign_meanings: tuple[str, ...] = ()  # what that signature may mean, the default first
 
 
-def sign_meanings(role: str | None, author: bool) -> tuple[str, ...]:
-    """What the first signature of a session's record may mean (docs/signing.md): authorship by a
-    nurse or physician who made its entries; responsibility by a physician."""
-    out = ["authorship"] if author and role in ("nurse", "physician") else []
-    return tuple(out + (["responsibility"] if role == "physician" else []))
-
-
 def refusal(check: RecordCheck) -> str:
-    """Why nobody may co-sign or add an addendum to a session whose rows do not match its record."""
-    return (f"This session {check.headline()}. A co-signature or an addendum would sign off data "
-            "that is not what was signed, so both are refused. Report it to the clinic's "
-            "administrator.")
+    """Why nobody may sign, co-sign or add an addendum to a session whose rows do not match its
+    record (or whose signed record is gone)."""
+    return (f"This session {check.headline()}. A signature, a co-signature or an addendum would "
+            "sign off data that is not what was signed, so all are refused. Report it to the "
+            "clinic's administrator.")
 
 
 def permissions(role: str | None, sealed: bool, check: RecordCheck | None = None, *,
@@ -560,10 +576,13 @@ def permissions(role: str | None, sealed: bool, check: RecordCheck | None = None
     """Who may do what on the review screen: physicians co-sign and add addenda, nurses add addenda
     (the author's later correction), auditors and admins only read. Before the record is signed,
     only signing it: once the session has ended, by its author (``author``: the user made entries
-    in it) or by a physician taking responsibility. Nobody co-signs or adds an addendum to a session
-    whose rows no longer match its signed record (``check``)."""
+    in it) or by a physician taking responsibility (``signing.rules``). Nobody signs, co-signs or
+    adds an addendum to a session whose rows no longer match its signed record, or whose signed
+    record was deleted (``check``)."""
     if role not in ("physician", "nurse"):
         return Permissions(False, False, f"{role or 'unknown role'}: read-only access")
+    if check is not None and check.flagged:  # also a signed record deleted: never sign it anew
+        return Permissions(False, False, refusal(check))
     if not sealed:
         if not ended:
             return Permissions(False, False, "not signed yet: the session is still open; its "
@@ -574,62 +593,9 @@ def permissions(role: str | None, sealed: bool, check: RecordCheck | None = None
                                              "entries) or a physician signs it")
         return Permissions(False, False, "not signed yet: sign the record; co-signatures and "
                                          "addenda follow it", True, meanings)
-    if check is not None and check.flagged:
-        return Permissions(False, False, refusal(check))
     if role == "nurse":
         return Permissions(False, True, "only a physician can co-sign")
     return Permissions(True, True)
-
-
-def session_authors(db, session_id: str) -> set[str]:
-    """Users who made entries in the session (its authors)."""
-    return {r[0] for r in db.conn.execute("SELECT DISTINCT user_id FROM events WHERE session_id = ?"
-                                          " AND user_id IS NOT NULL", (session_id,))}
-
-
-def sign_check(db, session_id: str, user_id: str) -> tuple[str, tuple[str, ...]]:
-    """Whether ``user_id`` may sign the record of ``session_id`` now: (role, allowed meanings), or
-    a WorkflowError / PermissionDenied saying why not. Cheap: call it before asking a password."""
-    role = _role(db, user_id)
-    if role not in ("nurse", "physician"):
-        raise PermissionDenied(f"{user_id} is {role}: read-only access, signs nothing")
-    row = db.conn.execute("SELECT ended_utc FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    if row is None:
-        raise WorkflowError(f"no session {session_id}")
-    existing = original_record_id(db, session_id)
-    if existing:
-        raise WorkflowError(f"session {session_id} is already signed (record {existing}): co-sign "
-                            "it or add an addendum")
-    if row[0] is None:
-        raise WorkflowError(f"session {session_id} has not ended: end it at the bedside before "
-                            "signing its record")
-    perm = permissions(role, False, ended=True, author=user_id in session_authors(db, session_id))
-    if not perm.sign:
-        raise PermissionDenied(f"{user_id} ({role}) made no entries in session {session_id}: its "
-                               "author or a physician signs it")
-    return role, perm.sign_meanings
-
-
-def sign_record(db, session_id: str, user_id: str, password: str | UnlockedKey,
-                meaning: str | None = None, *, t_wall: float | None = None) -> SignedRecord:
-    """Seal and sign the record of an ended session (``meaning``: one ``sign_check`` allows, by
-    default the first). ``password`` asks for the signing password again, or is a key the caller
-    unlocked with it; a wrong one signs nothing. Signed after the fact, the record names the
-    protocol but carries no definition of it: the file read today may not be the one in force."""
-    role, meanings = sign_check(db, session_id, user_id)
-    meaning = meaning or meanings[0]
-    if meaning not in meanings:
-        raise PermissionDenied(f"{user_id} ({role}) signs this record for {' or '.join(meanings)}, "
-                               f"not {meaning}")
-    _check_key_role(db, user_id, password, role)
-    return seal_session(db, session_id, user_id, password, meaning=meaning, t_wall=t_wall)
-
-
-def _role(db, user_id: str) -> str:
-    row = db.conn.execute("SELECT role, active FROM users WHERE id = ?", (user_id,)).fetchone()
-    if row is None or not row[1]:
-        raise PermissionDenied(f"{user_id} is not an active user of this clinic")
-    return row[0]
 
 
 def _target(db, session_id: str) -> str:
@@ -645,13 +611,13 @@ def cosign_session(db, session_id: str, user_id: str, password: str | UnlockedKe
     password again (or is a key the caller unlocked with it); a wrong one signs nothing."""
     if meaning not in COSIGN_MEANINGS:
         raise WorkflowError(f"a co-signature means one of {', '.join(COSIGN_MEANINGS)}")
-    role = _role(db, user_id)
+    role = account_role(db, user_id)
     allowed = permissions(role, True)
     if not allowed.cosign:
         raise PermissionDenied(f"{user_id} is {role}: only a physician can co-sign")
     target = _target(db, session_id)
     _refuse_unless_matching(db, session_id, user_id, "co-sign")
-    _check_key_role(db, user_id, password, role)
+    check_key_role(db, user_id, password, role)
     return cosign(db, target, user_id, password, meaning, t_wall=t_wall)
 
 
@@ -662,12 +628,12 @@ def addendum_session(db, session_id: str, user_id: str, password: str | Unlocked
 
     if not text or not text.strip():
         raise WorkflowError("an addendum needs text")
-    role = _role(db, user_id)
+    role = account_role(db, user_id)
     if not permissions(role, True).addendum:
         raise PermissionDenied(f"{user_id} is {role}: read-only access, cannot add an addendum")
     target = _target(db, session_id)
     _refuse_unless_matching(db, session_id, user_id, "addendum")
-    _check_key_role(db, user_id, password, role)
+    check_key_role(db, user_id, password, role)
     return add_addendum(db, target, user_id, password, text.strip(), t_wall=t_wall)
 
 
@@ -686,11 +652,3 @@ def _refuse_unless_matching(db, session_id: str, user_id: str, what: str) -> Non
     except sqlite3.OperationalError:
         pass  # refused all the same
     raise WorkflowError(refusal(check))
-
-
-def _check_key_role(db, user_id: str, password, role: str) -> None:
-    """The signature's header carries the key's role: it must be the account's role today."""
-    info = password.info if isinstance(password, UnlockedKey) else current_key(db, user_id)
-    if info.role != role:
-        raise PermissionDenied(f"the signing key of {info.user_id} says {info.role}, the account "
-                               f"says {role}: rotate the key to take the new role")

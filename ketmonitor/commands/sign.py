@@ -2,11 +2,14 @@
 
     ketmonitor sign --db PATH --session ID --user ID [--meaning M] [--password-stdin]
 
-Who may sign and for what (docs/signing.md): a nurse or physician who made entries in the session,
-for authorship (the default for them); a physician, for responsibility. The password is asked on
+Who may sign and for what (docs/signing.md, ``signing.rules``: the same rules and the same function as
+the bedside and the review screen): a nurse or physician who made entries in the session, for
+authorship (the default for them); a physician, for responsibility. The password is asked on
 the terminal (not echoed), or read from the first line of stdin with ``--password-stdin``. Every
 refusal is one line and signs nothing: unknown or read-only user, session not ended or already
-signed, no signing key, wrong password (audited as a failed signing attempt).
+signed, a signed record deleted from the database, no signing key, wrong password (audited as a
+failed signing attempt). Signed after the fact, the record names the protocol but carries no
+definition of it (``signing.rules``).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..paths import default_db
-    from ..review import sign_check, sign_record
     from ..signing import load_key, record_auth_failure
+    from ..signing.rules import choose_meaning, sign_check, sign_record
     from ..store import open_db
 
     path = Path(args.sign_db or getattr(args, "db", None) or default_db()).expanduser()
@@ -42,11 +45,8 @@ def run(args) -> int:
         raise StoreError(f"no database at {path}")
     db = open_db(path)
     try:
-        _role, meanings = sign_check(db, args.session, args.user)  # before asking a password
-        meaning = args.meaning or meanings[0]
-        if meaning not in meanings:
-            raise AuthError(f"{args.user} signs session {args.session} for "
-                            f"{' or '.join(meanings)}, not {meaning}")
+        role, meanings = sign_check(db, args.session, args.user)  # before asking a password
+        meaning = choose_meaning(args.user, role, meanings, args.meaning)
         key = load_key(db, args.user)
         password = read_password(args, f"Password of {key.info.printed_name} ({args.user}) to sign "
                                        f"session {args.session} ({meaning}): ")

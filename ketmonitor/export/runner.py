@@ -1,10 +1,13 @@
 """Running an export: the output folder, atomic files, progress, the manifest and the audit trail.
 
-Before a sealed session is exported in any format but json (which is the signed bytes themselves),
-its rows are compared with its signed record (``signing.matching.check_session``) in the same read
-snapshot the export reads them from. A session that does not match is still exported (an auditor
-needs to see it) but every format marks it, the manifest and the audit entry carry the finding, and
-``ExportResult.flagged`` lists it (``ketmonitor export`` then exits 3).
+Before a session is exported in any format but json (which is the signed bytes themselves), its
+rows are compared with its signed record (``signing.matching.check_session``) in the same read
+snapshot the export reads them from; a session whose record the audit trail says was signed and the
+database no longer holds (deleted) fails that check too, in every format (json:
+``matching.deleted_check``). A session that does not match is still exported (an auditor needs to
+see it) but every format marks it, the manifest and the audit entry carry the finding, and
+``ExportResult.flagged`` lists it (``ketmonitor export`` then exits 3). A json export skips a
+session whose record was deleted, saying so.
 
 Every exported session gets an audit entry (``session.exported``: format, files, their SHA-256, row
 counts and the record check) written in its own BEGIN IMMEDIATE transaction right after its files
@@ -30,8 +33,8 @@ from typing import Callable, TextIO
 from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import ExportError, StoreError
-from ..signing._db import write_transaction
-from ..signing.matching import check_session
+from ..signing._db import read_snapshot, write_transaction
+from ..signing.matching import check_session, deleted_check
 from .selection import Selection
 
 FORMATS = {"json": "json_export", "csv": "csv_export", "fhir": "fhir_export", "pdf": "pdf_export",
@@ -210,11 +213,9 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
-            snapshot = not conn.in_transaction
-            if snapshot:  # the check and the export read the same rows
-                conn.execute("BEGIN")
-            try:
-                check = None if fmt == "json" else check_session(db, sid)
+            with read_snapshot(conn):  # the check and the export read the same rows
+                # json writes the stored records as they are: only whether one was deleted
+                check = deleted_check(db, sid) if fmt == "json" else check_session(db, sid)
                 data = None
                 if exporter.needs_data:
                     data = load_session(db, sid, numerics=getattr(exporter, "needs_numerics", True))
@@ -222,13 +223,12 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
                 try:
                     written = exporter.add(sid, data)
                 except ExportError as exc:
+                    if check is not None and check.flagged:  # not "sign it first": it was signed
+                        exc = ExportError(f"session {sid}: {check.headline()}")
                     if total == 1:
-                        raise
+                        raise exc from None
                     result.skipped[sid] = str(exc)
                     written = None
-            finally:
-                if snapshot and conn.in_transaction:
-                    conn.execute("COMMIT")
             if written is not None:
                 files = {name: out.files.get(name) for name in written.get("files", ())}
                 extra = {k: v for k, v in written.items() if k not in ("files", "warnings")}
@@ -272,6 +272,7 @@ def export_sessions(db, selection: Selection, fmt: str, folder, *, user_id: str 
     }
     if fmt != "json":
         manifest["record_checks"] = {sid: result.checks[sid].as_dict() for sid in result.sessions}
+    if fmt != "json" or result.flagged:
         manifest["not_matching_signed_record"] = result.flagged
     if result.cancelled:
         manifest["cancelled"] = (f"cancelled after {len(result.sessions) + len(result.skipped)} of "

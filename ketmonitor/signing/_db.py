@@ -1,5 +1,13 @@
-"""A write transaction that nests: a savepoint inside a caller's transaction (e.g. a StoreWriter
-call), otherwise BEGIN IMMEDIATE ... COMMIT so the audit chain stays linear."""
+"""Transactions of the signing code.
+
+``write_transaction``: a write that nests: a savepoint inside a caller's transaction (e.g. a
+StoreWriter call), otherwise BEGIN IMMEDIATE ... COMMIT so the audit chain stays linear.
+
+``read_snapshot``: one consistent read of many tables while the app may be writing (a record built,
+a session compared with its record, a database verified, a session exported): the caller's
+transaction when one is open, otherwise a read transaction of its own (WAL: it sees the database as
+of its first read, whatever commits meanwhile).
+"""
 
 from __future__ import annotations
 
@@ -30,3 +38,17 @@ def write_transaction(db):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+@contextmanager
+def read_snapshot(conn):
+    """Read in one snapshot (see the module docstring); ``conn`` is a sqlite3 connection."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:  # a read transaction: COMMIT only ends it
+            conn.execute("COMMIT")

@@ -38,6 +38,7 @@ tests/core/test_canonical_json.py compares all of it with ``rfc8785.dumps``.
 from __future__ import annotations
 
 import json
+import math
 from itertools import repeat
 from json.encoder import encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
 from operator import is_
@@ -240,17 +241,26 @@ def _all_fast(items) -> bool:
     return all(map(_fast, items))
 
 
-def _numbers_fast(items, kinds) -> bool:
+def json_floats(items, kinds):
+    """The floats of ``items`` (``kinds``: the set of their types, none beyond str, None, bool,
+    int and float), or None when an int lies beyond +-MAX_INT or a float is not finite: what JSON
+    (I-JSON, RFC 8785) cannot carry as a number. One C-level pass per type. rows.py asks it of a
+    column read from SQLite, the fast writer below of a list of scalars."""
     only = len(kinds) == 1
     if int in kinds:
         ints = items if only else [v for v in items if type(v) is int]
         if min(ints) < -MAX_INT or max(ints) > MAX_INT:
-            return False
-    if float in kinds:
-        floats = items if only else [v for v in items if type(v) is float]
-        if any(map(float.is_integer, floats)):
-            return False
-        total = sum(floats)
-        if total - total != 0 or min(map(abs, floats)) < MIN_PLAIN:  # inf, nan; exponent notation
-            return False
-    return True
+            return None
+    if float not in kinds:
+        return ()
+    floats = items if only else [v for v in items if type(v) is float]
+    return floats if all(map(math.isfinite, floats)) else None
+
+
+def _numbers_fast(items, kinds) -> bool:
+    floats = json_floats(items, kinds)
+    if floats is None:
+        return False
+    # an integral float ("98.0") and exponent notation are written otherwise by RFC 8785
+    return not floats or (not any(map(float.is_integer, floats))
+                          and min(map(abs, floats)) >= MIN_PLAIN)

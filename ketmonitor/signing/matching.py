@@ -5,7 +5,10 @@ Exports and the review screen read the database's rows, not the signed payload, 
 behind the triggers' back (someone with the file and the sqlite3 shell) would otherwise be shown,
 co-signed or sent to another system as if it were the signed record. ``check_session``:
 
-- verifies the signatures of every record of the session (``verify_stored_record``);
+- verifies the signatures of every record of the session (``verify_stored_record``) and checks
+  them against the audit trail: a signature or a whole record the trail says was made and the
+  database no longer holds (deleted behind the triggers' back, evidence.py) is a signature problem,
+  so a session whose record was deleted is not "not signed" but ``SIGNED RECORD DOES NOT VERIFY``;
 - compares every row of every session table, the waveform digests and the session row with the
   original record: the same comparison ``verify_db`` makes (``verification._check_tables``);
 - compares the patient and clinic rows with the copies the record carries. A patient legitimately
@@ -21,13 +24,16 @@ mark or refuse). It reads in one snapshot when the caller has no transaction ope
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from ..errors import VerificationError
 from ..patients import REMS_FLAGS, Patient
+from ._db import read_snapshot
 from .parties import PARTIES, check_party
-from .service import list_records
-from .verification import _check_tables, _parse_payload, verify_stored_record
+from .service import list_records, original_record_id
+from .evidence import missing_records
+from .verification import (_check_audit_links, _check_tables, _parse_payload,
+                           verify_stored_record)
 
 NOT_SIGNED, MATCHES = "not signed", "matches"
 DIFFERS = "DOES NOT MATCH ITS SIGNED RECORD"
@@ -37,7 +43,8 @@ SIGNATURE_FAILED = "SIGNED RECORD DOES NOT VERIFY"
 @dataclass(frozen=True)
 class RecordCheck:
     session_id: str
-    record_id: str | None                       # the original record; None: not signed
+    record_id: str | None                       # the original record (deleted: the id the audit
+    #                                             trail gives it); None: never signed
     signature_problems: tuple[str, ...] = ()    # a signature or stored digest that fails
     data_problems: tuple[str, ...] = ()         # database rows that differ from the signed record
     notes: tuple[str, ...] = ()                 # audited patient updates made after signing
@@ -120,30 +127,42 @@ def _stored_payload(db, record_id: str) -> dict | None:
     return _parse_payload(bytes(row[0])) if row else None
 
 
-def _check(db, session_id: str) -> RecordCheck:
+def _signatures(db, session_id: str):
+    """(original record or None, its verified payload or None, record id -> None or why not,
+    signature problems, deleted records): everything but the rows."""
     records = list_records(db, session_id)
     original = next((r for r in records if r.kind == "original"), None)
     outcomes: dict = {}
-    sig_problems: list[str] = []
+    problems: list[str] = []
     payload = None
     for rec in records:
+        failures: list[VerificationError] = []
         try:
             v = verify_stored_record(db, rec.record_id)
-            outcomes[rec.record_id] = None
+            _check_audit_links(db, rec.record_id, v.record, v, failures)  # a deleted signature...
             if rec is original:
                 payload = v.record
         except VerificationError as exc:
-            failures = getattr(exc, "failures", (exc,))
-            outcomes[rec.record_id] = "; ".join(str(f) for f in failures)
-            sig_problems += [str(f) for f in failures]
+            failures += getattr(exc, "failures", (exc,))
+        outcomes[rec.record_id] = "; ".join(map(str, failures)) or None
+        problems += map(str, failures)
+    # ...and a deleted record, named by the audit entries written with it (evidence.py)
+    gone = missing_records(db, session_id)
+    problems += [m.describe() for m in gone]
+    return original, payload, outcomes, problems, gone
+
+
+def _check(db, session_id: str) -> RecordCheck:
+    original, payload, outcomes, sig_problems, gone = _signatures(db, session_id)
     if original is None:
-        return RecordCheck(session_id, None, tuple(sig_problems), records=outcomes)
+        deleted = next((m.record_id for m in gone if m.original), None)
+        return RecordCheck(session_id, deleted, tuple(sig_problems), records=outcomes)
     if payload is None:  # a signature failed: still compare with the stored (digest-checked) bytes
         payload = _stored_payload(db, original.record_id)
     if not isinstance(payload, dict):
         return RecordCheck(session_id, original.record_id, tuple(sig_problems),
                            ("the signed payload cannot be read",), records=outcomes)
-    failures: list[VerificationError] = []
+    failures = []
     rows, _chunks = _check_tables(db.conn, original.record_id, session_id, payload, failures)
     data = [_strip(original.record_id, str(f)) for f in failures]
     notes: list[str] = []
@@ -156,13 +175,32 @@ def _check(db, session_id: str) -> RecordCheck:
 
 def check_session(db, session_id: str) -> RecordCheck:
     """Compare ``session_id`` in the database with its signed record (see the module docstring)."""
-    conn = db.conn
-    snapshot = not conn.in_transaction
-    if snapshot:  # one consistent read while the app may be writing
-        conn.execute("BEGIN")
-    try:
+    with read_snapshot(db.conn):  # one consistent read while the app may be writing
         return _check(db, session_id)
-    finally:
-        if snapshot and conn.in_transaction:
-            conn.execute("COMMIT")
 
+
+def deleted_check(db, session_id: str) -> RecordCheck | None:
+    """Only the audit-trail part of ``check_session``: None unless a record or signature of the
+    session that the trail records is gone from the database. Cheap (no row is compared): for json
+    exports, which write the stored records and compare nothing else."""
+    gone = missing_records(db, session_id)
+    if not gone:
+        return None
+    original = original_record_id(db, session_id) or next(
+        (m.record_id for m in gone if m.original), None)
+    return RecordCheck(session_id, original, tuple(m.describe() for m in gone))
+
+
+def recheck_signatures(db, check: RecordCheck) -> RecordCheck:
+    """``check`` with its signature part made again (every record's signatures, their audit
+    entries, deleted records) and its row comparison kept: after a co-signature or an addendum,
+    which add signatures and change no row, and which ``review`` allows only after comparing the
+    rows itself a moment before. A check of a session that was not signed (its first signature
+    seals the rows) cannot be reused: that is ``check_session``'s."""
+    if not check.signed:
+        raise ValueError("recheck_signatures needs the check of a signed session")
+    with read_snapshot(db.conn):
+        original, _payload, outcomes, problems, _gone = _signatures(db, check.session_id)
+    if original is None or original.record_id != check.record_id:  # gone since: compare anew
+        return check_session(db, check.session_id)
+    return replace(check, signature_problems=tuple(problems), records=outcomes)

@@ -24,12 +24,12 @@ each table's RFC 8785 text as the record is built.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
 
 from .. import __version__
 from ..audit import audit_head
 from ..errors import WorkflowError
-from .rows import json_value, record_rows, table_rows  # noqa: F401 - table_rows: for verify_db
+from ._db import read_snapshot
+from .rows import json_value, record_rows
 from .scope import _SECRET, _q, session_columns, session_tables, table_columns
 
 FORMAT = "ketmonitor.session-record"
@@ -59,20 +59,6 @@ def _row_by_id(conn, table: str, key) -> dict | None:
     return None
 
 
-@contextmanager
-def _snapshot(conn: sqlite3.Connection):
-    """One consistent read of every table: the caller's transaction, or a read transaction."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-
-
 def build_session_record(db, session_id: str, *, record_id: str, created_utc: str,
                          protocol: dict | None = None) -> dict:
     """The original record of ``session_id`` as it stands now (call inside the sealing transaction).
@@ -81,7 +67,7 @@ def build_session_record(db, session_id: str, *, record_id: str, created_utc: st
     since protocol files may change after the session.
     """
     conn = db.conn
-    with _snapshot(conn):
+    with read_snapshot(conn):
         session = session_row(conn, session_id)
         tables = {}
         for scope in session_tables(conn):

@@ -13,10 +13,9 @@ import math
 import sqlite3
 from itertools import repeat
 
-from .canonical import canonical_rows, is_canonical
+from .canonical import MAX_INT, canonical_rows, is_canonical, json_floats
 from .scope import TableScope, _q, table_columns
 
-MAX_INT = 2**53 - 1
 _PLAIN = frozenset({str, type(None), int, float})
 _MIN_ROWS = 1024  # smaller tables are read plainly
 _SAMPLE = 32  # rows looked at, three times, to guess which columns hold one value throughout
@@ -40,10 +39,10 @@ def json_value(v):
     return str(v)
 
 
-def table_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list:
-    """The rows as stored (through ``json_value``), ordered by their columns."""
+def table_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str) -> list[tuple]:
+    """The rows as stored (through ``json_value``), ordered by their columns, as tuples."""
     rows = _select(conn, scope, session_id)
-    return rows if _json_safe(rows) else [[json_value(v) for v in row] for row in rows]
+    return rows if _json_safe(rows) else [tuple(map(json_value, row)) for row in rows]
 
 
 def record_rows(conn: sqlite3.Connection, scope: TableScope, session_id: str):
@@ -66,17 +65,8 @@ def _json_safe(rows: list[tuple]) -> bool:
     non-finite float, no integer beyond 2**53. Checked per column with C-level iteration."""
     for column in zip(*rows):
         kinds = set(map(type, column))
-        if not kinds <= _PLAIN:
+        if not kinds <= _PLAIN or json_floats(column, kinds) is None:
             return False
-        only = len(kinds) == 1
-        if int in kinds:
-            ints = column if only else [v for v in column if type(v) is int]
-            if min(ints) < -MAX_INT or max(ints) > MAX_INT:
-                return False
-        if float in kinds:
-            floats = column if only else [v for v in column if type(v) is float]
-            if not all(map(math.isfinite, floats)):
-                return False
     return True
 
 

@@ -28,6 +28,7 @@ from ..clock import utc_iso
 from ..errors import AuthError, StoreError, WorkflowError
 from ._db import write_transaction
 from .canonical import canonical_json
+from .evidence import refuse_if_deleted
 from .jws import (MEANINGS, JwsDocument, JwsSignature, b64url_bytes, b64url_encode, make_header,
                   sign)
 from .keys import Secret, UnlockedKey, check_current, key_valid_at, unlock_key
@@ -151,7 +152,11 @@ def seal_session(db, session_id: str, user_id: str, password: Secret, *,
                  protocol: dict | None = None) -> SignedRecord:
     """Build, canonicalise and sign the record of an ended session; its rows are sealed from now on.
 
-    ``protocol``: the definition in force (``Protocol.raw``), carried in the record.
+    The mechanism, not the rules: who may sign which session for what meaning is
+    ``signing.rules.sign_record``, the function every signing path of the application calls. This
+    refuses what no one may sign: a session not ended, already signed, or whose audit trail records
+    a record the database no longer holds (evidence.py). ``protocol``: the definition in force
+    (``Protocol.raw``), carried in the record.
     """
     key = _signer(db, user_id, password, f"sign the record of session {session_id}",
                   meaning)
@@ -166,6 +171,7 @@ def seal_session(db, session_id: str, user_id: str, password: Secret, *,
         if existing:
             raise WorkflowError(f"session {session_id} is already signed (record {existing}); "
                                 "co-sign it or add an addendum")
+        refuse_if_deleted(db, session_id)  # its record was deleted: never sign the rows again
         now = _now(t_wall)
         record_id = str(uuid.uuid4())
         with _no_gc_pauses():

@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from ..audit import append_audit, audit_row_hash, check_head, find_audit, verify_chain
 from ..clock import parse_utc
 from ..errors import VerificationError
-from ._db import write_transaction
+from ._db import read_snapshot, write_transaction
+from .canonical import MAX_INT
 from .errors import (AuditChainError, AuditLinkError, ChunkDigestError, HeaderMismatchError,
                      KeyNotValidError, KeyRevokedError, PayloadDigestError, RecordFormatError,
                      RecordLinkError, RowMismatchError, UnknownKeyError)
+from .evidence import missing_records
 from .jws import JwsDocument, strict_json, verify_signature
 from .keyring import Keyring
 from .keys import key_valid_at
 from .parties import PARTIES, check_party
-from .record import FORMAT, session_row, table_rows
-from .rows import MAX_INT
+from .record import FORMAT, session_row
+from .rows import table_rows
 from .scope import TableScope, session_tables, table_columns
 from .service import SignatureInfo, record_document
 
@@ -214,13 +216,26 @@ def _as_stored(v):
     return float(v) if type(v) is int and not -MAX_INT <= v <= MAX_INT else v
 
 
+def _as_tuples(rows) -> list[tuple]:
+    """The record's rows as tuples; a row that is not a JSON array (a malformed payload) becomes a
+    one-value row, reported as a difference rather than raising."""
+    if not isinstance(rows, list):
+        return []
+    if all(type(r) is list for r in rows):
+        return list(map(tuple, rows))
+    return [tuple(r) if type(r) is list else (r,) for r in rows]
+
+
 def _compare_rows(rid, table, columns, rec_rows, db_rows, failures) -> None:
-    if rec_rows == db_rows:
-        # The usual case, decided at C speed: both come from the same ORDER BY (table_rows), so
-        # unchanged rows are equal lists in the same order. Anything else takes the multiset path.
+    """``rec_rows``: the record's rows (lists, from its JSON); ``db_rows``: ``table_rows`` (tuples)."""
+    signed = _as_tuples(rec_rows)
+    if signed == db_rows:
+        # The usual case, decided at C speed: both come from the same ORDER BY, so unchanged rows
+        # are equal tuples in the same order (Python's == is the comparison the multiset path below
+        # makes too). Anything else takes that path, which also names what differs.
         return
-    rec = Counter(tuple(map(_as_stored, r)) for r in rec_rows)
-    now = Counter(tuple(r) for r in db_rows)
+    rec = Counter(tuple(map(_as_stored, r)) for r in signed)
+    now = Counter(db_rows)
     missing, extra = list((rec - now).elements()), list((now - rec).elements())
     if not missing and not extra:
         return
@@ -397,30 +412,11 @@ def _check_stored(db, rid, session_id, kind, amends_id, amends_hash, v, failures
 
 
 def _check_audit_evidence(db, session_id, failures) -> bool:
-    """Every record the audit trail says was sealed or signed must still be in the database: a
-    record deleted with its signatures (and its session's status set back) leaves no row to
-    compare, only these audit entries. Returns whether any is missing."""
-    stored = {r[0] for r in db.conn.execute("SELECT record_id FROM session_records")}
-    sql = ("SELECT seq, action, session_id, entity_id, detail FROM audit_log"
-           " WHERE action IN ('record.sealed', 'record.signed')")
-    rows = (db.conn.execute(sql + " AND session_id = ? ORDER BY seq", (session_id,)) if session_id
-            else db.conn.execute(sql + " ORDER BY seq"))
-    found = False
-    for seq, action, sid, rid, detail in rows:
-        if rid in stored:
-            continue  # its signatures are checked against their entries by _check_audit_links
-        try:
-            d = json.loads(detail)
-        except ValueError:
-            d = {}
-        what = (f"the sealing of {d.get('kind', 'a')} record {rid}" if action == "record.sealed"
-                else f"signature {d.get('index')} ({d.get('meaning')}, key {d.get('kid')}) on "
-                     f"record {rid}")
-        failures.append(AuditLinkError(
-            f"audit row {seq} ({action}) records {what} of session {sid}, but that record is "
-            "missing from the database (deleted)", seq=seq, record_id=rid))
-        found = True
-    return found
+    """Records the audit trail says were sealed or signed that are gone (evidence.py); returns
+    whether there is any."""
+    found = [m.error() for m in missing_records(db, session_id)]
+    failures.extend(found)
+    return bool(found)
 
 
 def _check_parties(db, rid: str, record: dict, failures: list) -> None:
@@ -486,16 +482,9 @@ def verify_db(db, session_id: str | None = None, *, audit: bool = True,
     recorded in an export manifest); it must still be in the chain, unchanged. The outcome is
     appended to the audit trail when the database is writable and ``audit`` is set.
     """
-    conn = db.conn
-    snapshot = not conn.in_transaction
-    if snapshot:  # one consistent read of the whole database while the app may be writing
-        conn.execute("BEGIN")
-    try:
+    with read_snapshot(db.conn):  # the whole database as of one moment while the app may write
         failures, results, n_rows, n_chunks, audit_rows, head, head_seq, n_records = _check_db(
             db, session_id, expect_head)
-    finally:
-        if snapshot and conn.in_transaction:
-            conn.execute("COMMIT")
     if audit:
         record_verification(db, "verify.db", user_id=user_id, session_id=session_id,
                             detail={"records": n_records, "ok": not failures,

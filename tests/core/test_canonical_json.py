@@ -201,7 +201,7 @@ def test_values_only_the_reference_can_write_keep_their_meaning_and_bytes(tmp_pa
 def test_table_rows_for_verification_keep_the_databases_own_values(world):
     """verify_db compares rows as stored: floats stay floats (its messages show 99.0), BLOBs as
     their digests; only the record's text writes integral floats as integers."""
-    from ketmonitor.signing.record import table_rows
+    from ketmonitor.signing.rows import table_rows
 
     scope = {s.name: s for s in session_tables(world.db.conn)}["numerics"]
     rows = table_rows(world.db.conn, scope, "s1")

@@ -1,4 +1,4 @@
-"""Signing the record of an ended session after the fact (``review.sign_record``, ``ketmonitor
+"""Signing the record of an ended session after the fact (``signing.rules.sign_record``, ``ketmonitor
 sign``): authorship by its author, responsibility by a physician; every refusal is one line and
 signs nothing. Real sessions from the pipeline, real SQLite, real Argon2id and Ed25519, and a real
 pseudo-terminal for the password prompt."""
@@ -6,6 +6,7 @@ pseudo-terminal for the password prompt."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import pty
 import select
@@ -19,6 +20,8 @@ from ketmonitor import review
 from ketmonitor.cli import main
 from ketmonitor.errors import AuthError, WorkflowError
 from ketmonitor.signing import current_key, revoke_key, verify_db
+from ketmonitor.protocols import load_protocol
+from ketmonitor.signing.rules import protocol_in_force, sign_check, sign_record
 from ketmonitor.store import open_db
 from ketmonitor.users import PermissionDenied, User
 from tests.review_factories import PASSWORDS, authenticator, shared_world
@@ -50,8 +53,8 @@ def sealed(db, session_id) -> int:
 
 
 def test_the_sessions_author_signs_it_for_authorship(db, world):
-    assert review.sign_check(db, world.ended, NURSE) == ("nurse", ("authorship",))
-    rec = review.sign_record(db, world.ended, NURSE, PASSWORDS[NURSE])
+    assert sign_check(db, world.ended, NURSE) == ("nurse", ("authorship",))
+    rec = sign_record(db, world.ended, NURSE, PASSWORDS[NURSE])
     assert [(s.signer_id, s.meaning) for s in rec.signatures] == [(NURSE, "authorship")]
     assert db.conn.execute("SELECT status FROM sessions WHERE id = ?", (world.ended,)
                            ).fetchone() == ("signed",)
@@ -63,10 +66,10 @@ def test_the_sessions_author_signs_it_for_authorship(db, world):
 
 
 def test_a_physician_who_made_no_entries_takes_responsibility(db, world):
-    assert review.sign_check(db, world.ended, "doc1") == ("physician", ("responsibility",))
+    assert sign_check(db, world.ended, "doc1") == ("physician", ("responsibility",))
     with pytest.raises(PermissionDenied, match="for responsibility, not authorship"):
-        review.sign_record(db, world.ended, "doc1", PASSWORDS["doc1"], "authorship")
-    rec = review.sign_record(db, world.ended, "doc1", PASSWORDS["doc1"])
+        sign_record(db, world.ended, "doc1", PASSWORDS["doc1"], "authorship")
+    rec = sign_record(db, world.ended, "doc1", PASSWORDS["doc1"])
     assert rec.signatures[0].meaning == "responsibility"
     verify_db(db, world.ended)
 
@@ -88,17 +91,17 @@ def test_who_cannot_sign_and_when_nothing_can_be_signed(db, world):
     authenticator(db).create_user(admin, "nurse2", "Nell Second, RN", "nurse", "Nurse-pass-22",
                                   must_change=False)
     with pytest.raises(PermissionDenied, match="nurse2 \\(nurse\\) made no entries"):
-        review.sign_record(db, world.ended, "nurse2", "Nurse-pass-22")
+        sign_record(db, world.ended, "nurse2", "Nurse-pass-22")
     with pytest.raises(PermissionDenied, match="read-only|not an active user"):
-        review.sign_record(db, world.ended, "aud1", PASSWORDS["aud1"])
+        sign_record(db, world.ended, "aud1", PASSWORDS["aud1"])
     with pytest.raises(PermissionDenied, match="signs this record for authorship, not resp"):
-        review.sign_record(db, world.ended, NURSE, PASSWORDS[NURSE], "responsibility")
+        sign_record(db, world.ended, NURSE, PASSWORDS[NURSE], "responsibility")
     with pytest.raises(WorkflowError, match="has not ended"):
-        review.sign_record(db, world.open, "doc1", PASSWORDS["doc1"])
+        sign_record(db, world.open, "doc1", PASSWORDS["doc1"])
     with pytest.raises(WorkflowError, match="already signed"):
-        review.sign_record(db, world.desat, NURSE, PASSWORDS[NURSE])
+        sign_record(db, world.desat, NURSE, PASSWORDS[NURSE])
     with pytest.raises(AuthError, match="wrong password"):
-        review.sign_record(db, world.ended, NURSE, "Not-her-password-1")
+        sign_record(db, world.ended, NURSE, "Not-her-password-1")
     assert sealed(db, world.ended) == 0 and sealed(db, world.open) == 0
 
 
@@ -180,5 +183,35 @@ def test_the_password_is_asked_on_the_terminal_without_echo(path, world):
     d = open_db(path)
     try:
         assert verify_db(d, world.ended).records[0].signatures[0].signer_id == NURSE
+    finally:
+        d.conn.close()
+
+
+def _definition(db, record) -> dict | None:
+    payload = db.conn.execute("SELECT payload FROM session_records WHERE record_id = ?",
+                              (record.record_id,)).fetchone()[0]
+    return json.loads(bytes(payload))["protocol"]["definition"]
+
+
+def test_the_record_carries_the_protocol_only_when_it_is_the_one_check_in_recorded(db, world):
+    """The bedside passes the protocol it ran; the record carries it when its name and version are
+    those of the check-in. Signed after the fact (no definition given), it carries none."""
+    ran = load_protocol("im-injection").raw
+    other = dict(ran, version=str(ran["version"]) + "-edited")
+    rec = sign_record(db, world.ended, NURSE, PASSWORDS[NURSE], protocol=other)
+    assert _definition(db, rec) is None  # not the version check-in recorded: not carried
+    assert protocol_in_force(db, world.ended, ran) == ran
+    assert protocol_in_force(db, world.ended, other) is None
+    assert protocol_in_force(db, world.open, ran) is None  # never checked in
+    assert protocol_in_force(db, world.ended, None) is None
+
+
+def test_the_bedside_definition_is_carried(path, world):
+    d = open_db(path)
+    try:
+        ran = load_protocol("im-injection").raw
+        rec = sign_record(d, world.ended, NURSE, PASSWORDS[NURSE], protocol=ran)
+        assert _definition(d, rec) == ran
+        verify_db(d, world.ended)
     finally:
         d.conn.close()

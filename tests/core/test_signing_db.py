@@ -11,6 +11,8 @@ from ketmonitor.audit import _entry_hash, _fields, verify_chain
 from ketmonitor.signing import (AuditChainError, AuditLinkError, ChunkDigestError,
                                 PayloadDigestError, RowMismatchError, VerificationError, cosign,
                                 verify_db)
+from ketmonitor.signing import verification
+from ketmonitor.signing.matching import check_session
 from ketmonitor.store.writer import pack_samples
 from tests.core.test_signing_support import (DOCTOR_PW, drop_trigger, make_session,
                                              world)  # noqa: F401 - fixture
@@ -59,6 +61,36 @@ def test_unsealed_sessions_and_workflow_status_stay_writable(world):
     world.db.conn.execute("UPDATE sessions SET status = 'cosigned', last_seen_utc = 'now'"
                           " WHERE id = 's1'")
     verify_db(world.db, "s1")
+
+
+def _count_slow_comparisons(monkeypatch) -> list:
+    """Every value the row-by-row (multiset) comparison converts: it runs only when the table's
+    rows are not equal, in order, to the signed ones at C speed (the real function still runs)."""
+    seen = []
+    real = verification._as_stored
+
+    def counting(v):
+        seen.append(v)
+        return real(v)
+    monkeypatch.setattr(verification, "_as_stored", counting)
+    return seen
+
+
+def test_an_untouched_session_is_compared_on_the_fast_path_and_a_changed_row_is_not(world,
+                                                                                  monkeypatch):
+    seen = _count_slow_comparisons(monkeypatch)
+    report = verify_db(world.db, "s1")
+    assert report.rows > 80 and seen == []  # every table equal as a whole: no row converted
+    assert check_session(world.db, "s1").matches and seen == []
+    drop_trigger(world.db, "numerics_sealed_no_update")
+    world.db.conn.execute("UPDATE numerics SET value = 99 WHERE session_id = 's1' AND metric ="
+                          " 'spo2' AND t_mono = 4")
+    with pytest.raises(RowMismatchError, match="value 99.0 .signed record: 97"):
+        verify_db(world.db, "s1")
+    (n_rows,) = world.db.conn.execute("SELECT count(*) FROM numerics WHERE session_id = 's1'"
+                                      ).fetchone()
+    n_cols = len(world.db.conn.execute("SELECT * FROM numerics LIMIT 1").fetchone()) - 1
+    assert len(seen) == n_rows * n_cols  # the numerics table went row by row, no other table
 
 
 def test_an_edited_numeric_row_is_named(world):

@@ -14,18 +14,8 @@ from ketmonitor.signing import (AuditChainError, AuditLinkError, RecordFormatErr
                                 record_bytes, revoke_key, verify_db, verify_record)
 from ketmonitor.signing.jws import b64url_encode
 from tests.core.test_signing_db import _rewrite_chain
-from tests.core.test_signing_support import drop_trigger, world  # noqa: F401 - fixture
-
-
-def _delete_the_record(db, session_id):
-    """An attacker with the file: drop the no-delete triggers, delete the record and its
-    signatures, and set the session back to 'ended' as if it had never been signed."""
-    for name in ("record_signatures_no_delete", "session_records_no_delete"):
-        drop_trigger(db, name)
-    db.conn.execute("DELETE FROM record_signatures WHERE record_id IN (SELECT record_id FROM"
-                    " session_records WHERE session_id = ?)", (session_id,))
-    db.conn.execute("DELETE FROM session_records WHERE session_id = ?", (session_id,))
-    db.conn.execute("UPDATE sessions SET status = 'ended' WHERE id = ?", (session_id,))
+from tests.core.test_signing_support import (delete_signed_record, drop_trigger,
+                                             world)  # noqa: F401 - fixture
 
 
 def _seqs(db, action, record_id):
@@ -35,7 +25,7 @@ def _seqs(db, action, record_id):
 
 def test_a_deleted_signed_record_is_named_from_its_audit_entries(world):
     sealed, signed = (_seqs(world.db, a, world.record_id) for a in ("record.sealed", "record.signed"))
-    _delete_the_record(world.db, world.session_id)
+    delete_signed_record(world.db, world.session_id)
     with pytest.raises(AuditLinkError) as err:
         verify_db(world.db)
     texts = [str(f) for f in err.value.failures]
@@ -49,7 +39,7 @@ def test_a_deleted_signed_record_is_named_from_its_audit_entries(world):
 
 
 def test_the_cli_says_which_record_was_deleted(world, capsys):
-    _delete_the_record(world.db, world.session_id)
+    delete_signed_record(world.db, world.session_id)
     assert main(["verify", "--db", str(world.path)]) == 1
     out = capsys.readouterr()
     assert "OK: everything verifies" not in out.out

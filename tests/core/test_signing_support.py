@@ -110,3 +110,18 @@ def b64e(data: bytes) -> str:
 def drop_trigger(db, name: str) -> None:
     """What an attacker with raw file access does first."""
     db.conn.execute(f"DROP TRIGGER {name}")
+
+
+def delete_signed_record(db, session_id: str) -> list[str]:
+    """An attacker with the file: drop the no-delete triggers, delete the session's records and
+    their signatures, and set the session back to 'ended' as if it had never been signed (its rows
+    are then no longer sealed). Returns the ids of the records deleted."""
+    for name in ("record_signatures_no_delete", "session_records_no_delete"):
+        db.conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    ids = [r[0] for r in db.conn.execute("SELECT record_id FROM session_records WHERE session_id = ?"
+                                         " ORDER BY created_utc", (session_id,))]
+    db.conn.execute("DELETE FROM record_signatures WHERE record_id IN (SELECT record_id FROM"
+                    " session_records WHERE session_id = ?)", (session_id,))
+    db.conn.execute("DELETE FROM session_records WHERE session_id = ?", (session_id,))
+    db.conn.execute("UPDATE sessions SET status = 'ended' WHERE id = ?", (session_id,))
+    return ids

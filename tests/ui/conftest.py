@@ -4,6 +4,7 @@ samples they need), and a helper that saves screenshots for people to look at.""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,10 @@ def shot(widget, name: str) -> Path | None:
     return path
 
 
-@pytest.fixture
-def nurse_bedside(qtbot, db_path):
-    """(window, runtime, clock, workflow_ui, lock_time): nurse 'nina' logged in, no BP device."""
-    clock = ManualClock(0.0)
+@contextmanager
+def bedside(qtbot, db_path, clock, **workflow_options):
+    """(window, runtime, workflow_ui): a monitor window on a started runtime (no devices), the
+    clinic set up and nurse 'nina' logged in; everything stopped afterwards."""
     rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
     rt.start()
     window = MonitorWindow(rt)
@@ -42,16 +43,26 @@ def nurse_bedside(qtbot, db_path):
     window.resize(1500, 900)
     window.show()
     window.start()
-    lock_time = [0.0]
-    wui = WorkflowUi(window, rt, hasher=cheap_hasher(), lock_timeout_s=300,
-                     lock_clock=lambda: lock_time[0])
+    wui = WorkflowUi(window, rt, hasher=cheap_hasher(), **workflow_options)
     window.alarm_ui.controller.user = wui.user_provider
     admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
     nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", NURSE_PASSWORD,
                                  must_change=False)
     wui.start_session(nurse)
-    yield window, rt, clock, wui, lock_time
-    wui.stop_walkthrough()
-    wui.lock.close()
-    window.close()
-    rt.stop()
+    try:
+        yield window, rt, wui
+    finally:
+        wui.stop_walkthrough()
+        wui.lock.close()
+        window.close()
+        rt.stop()
+
+
+@pytest.fixture
+def nurse_bedside(qtbot, db_path):
+    """(window, runtime, clock, workflow_ui, lock_time): nurse 'nina' logged in, no BP device."""
+    clock = ManualClock(0.0)
+    lock_time = [0.0]
+    with bedside(qtbot, db_path, clock, lock_timeout_s=300,
+                 lock_clock=lambda: lock_time[0]) as (window, rt, wui):
+        yield window, rt, clock, wui, lock_time

@@ -61,6 +61,8 @@ def test_every_example_session_opens_in_the_review_screen(qtbot, example, tmp_pa
         w.resize(1600, 950)
         w.show()
         qtbot.waitExposed(w)
+        qtbot.waitUntil(w.ready, timeout=20000)  # loaded and checked on its executor
+        assert w.load_error is None
         assert "Example Patient" in w.windowTitle()
         assert w.status_label.text() == STATUS.get(kind, "signed")
         rows = w.signatures.rowCount()

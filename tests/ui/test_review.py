@@ -5,6 +5,8 @@ the pleth to single samples, sign an ended session's record and co-sign through 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from PySide6.QtCore import QDate, Qt
 
@@ -12,8 +14,10 @@ from ketmonitor import review
 from ketmonitor.signing import verify_db
 from ketmonitor.store import open_db
 from tests.review_factories import PASSWORDS, shared_world
+from tests.ui.conftest import shot
 from ui.review import ReviewWindow, SessionBrowserWidget, SignDialog
 from ui.review.app import ReviewBrowserWindow
+from ui.review.window import CHECKING
 
 
 @pytest.fixture
@@ -51,6 +55,7 @@ def window(qtbot, db, session_id, user) -> ReviewWindow:
     w.resize(1700, 1000)
     w.show()
     qtbot.waitExposed(w)
+    qtbot.waitUntil(w.ready, timeout=20000)  # loaded and checked on its executor
     return w
 
 
@@ -136,6 +141,7 @@ def test_browser_window_opens_the_review_screen(qtbot, db, world):
     rw = win.open_session(world.cosigned)
     qtbot.addWidget(rw)
     assert rw.isVisible() and rw.session_id == world.cosigned
+    qtbot.waitUntil(rw.ready, timeout=20000)
     assert win.open_session(world.cosigned) is rw  # one window per session
     assert audit_count(db, "session.viewed") == before + 1
     row = db.conn.execute("SELECT user_id, session_id FROM audit_log WHERE action ="
@@ -153,6 +159,7 @@ def test_a_signature_refreshes_the_browser(qtbot, db, world):
     assert win.browser.model.data(win.browser.model.index(row, 5)) == "signed"
     rw = win.open_session(world.desat)
     qtbot.addWidget(rw)
+    qtbot.waitUntil(rw.ready, timeout=20000)
     with qtbot.waitSignal(rw.signed, timeout=10000):
         _sign(qtbot, rw, "cosign", PASSWORDS["doc1"], meaning="responsibility")
     row = win.browser.visible_ids().index(world.desat)
@@ -359,6 +366,8 @@ def test_the_author_signs_an_ended_session_from_the_review_screen(qtbot, db, wor
     assert w.addendum_button.isEnabled() and not w.cosign_button.isEnabled()
     assert [(s.signer_id, s.meaning) for s in verify_db(db, world.ended).records[0].signatures] == [
         ("demo-nurse", "authorship")]
+    check = w.timeline.record_check  # the record just signed, checked: not the 'not signed' of before
+    assert check.matches and check.record_id == sig.args[0].record_id and check.rows > 1000
 
 
 def test_a_physician_signs_for_responsibility_after_a_wrong_password(qtbot, db, world):
@@ -488,3 +497,77 @@ def test_a_matching_session_has_no_banner(qtbot, db, world):
     w = window(qtbot, db, world.desat, world.staff.doctor)
     assert not w.record_banner.isVisible() and w.timeline.record_check.matches
     assert w.signatures.item(0, 5).text() == "verified"
+
+
+# -- nothing slow on the Qt thread, and nothing escaping its slots ---------------------------------
+
+def test_the_window_opens_at_once_and_checks_the_record_on_its_executor(qtbot, db, world):
+    w = ReviewWindow(db, world.desat, world.staff.doctor)
+    qtbot.addWidget(w)
+    # the constructor only asked the executor: nothing is loaded or checked yet on this thread
+    assert w.timeline is None and not w.ready()
+    assert "checking it against its signed record" in w.centralWidget().text()
+    w.resize(1700, 1000)
+    w.show()
+    with qtbot.waitSignal(w.loaded, timeout=20000):
+        pass
+    assert w.ready() and w.timeline.record_check.matches and w.cosign_button.isEnabled()
+
+
+def test_a_cosignature_compares_the_rows_once_and_the_buttons_wait_for_the_check(qtbot, db, world,
+                                                                                monkeypatch):
+    from ketmonitor.signing import matching
+
+    w = window(qtbot, db, world.desat, world.staff.doctor)
+    compared = []
+    real = matching._check_tables
+    monkeypatch.setattr(matching, "_check_tables", lambda *a: compared.append(a[2]) or real(*a))
+    seen = []  # the window just after the signature was stored, before it is checked again
+    w.flow.succeeded.connect(lambda _r: seen.append(
+        (w.cosign_button.isEnabled(), w.addendum_button.toolTip(), w.message.text())))
+    with qtbot.waitSignal(w.signed, timeout=20000):
+        _sign(qtbot, w, "cosign", PASSWORDS["doc1"], meaning="review")
+    assert seen == [(False, CHECKING, seen[0][2])] and seen[0][2].endswith(CHECKING)
+    assert compared == [world.desat]  # the core's comparison before signing, and no other
+    (rv,) = w.timeline.records
+    assert [s.signer_id for s in rv.record.signatures] == ["demo-nurse", "doc1"] and rv.verified
+    assert w.cosign_button.isEnabled() and w.status_label.text() == "co-signed"
+
+
+def test_a_database_error_while_cosigning_is_said_and_the_dialog_stays_usable(qtbot, db, world,
+                                                                              caplog):
+    w = window(qtbot, db, world.desat, world.staff.doctor)
+    d = w.ask_signature("cosign")
+    db.conn.execute("ALTER TABLE record_signatures RENAME TO gone")
+    qtbot.keyClicks(d.password, PASSWORDS["doc1"])
+    with caplog.at_level(logging.ERROR):
+        qtbot.mouseClick(d.sign_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not w.busy(), timeout=20000)
+    assert d.isVisible() and d.sign_button.isEnabled() and d.password.text() == ""
+    assert d.error.text().startswith(
+        "Signing failed unexpectedly (OperationalError: no such table: record_signatures)")
+    assert w.message.text() == d.error.text() and "Traceback" in caplog.text
+    db.conn.execute("ALTER TABLE gone RENAME TO record_signatures")
+    with qtbot.waitSignal(w.signed, timeout=20000):  # the same dialog works again
+        qtbot.keyClicks(d.password, PASSWORDS["doc1"])
+        qtbot.mouseClick(d.sign_button, Qt.MouseButton.LeftButton)
+    assert not d.isVisible()
+
+
+def test_a_deleted_record_is_shown_in_red_and_cannot_be_signed_again(qtbot, db, world, tmp_path):
+    from ketmonitor.signing.matching import SIGNATURE_FAILED
+    from tests.core.test_signing_support import delete_signed_record
+
+    (record_id,) = delete_signed_record(db, world.desat)
+    w = window(qtbot, db, world.desat, world.staff.nurse)  # the author, who could sign it anew
+    assert w.record_banner.isVisible() and SIGNATURE_FAILED in w.record_banner.text()
+    assert record_id in w.record_banner.text() and "missing from the database" in \
+        w.record_banner.text()
+    assert w.sign_button.isVisible() and not w.sign_button.isEnabled()
+    assert "refused" in w.sign_button.toolTip() and w.ask_signature("sign") is None
+    shot(w, "review-deleted-record")
+    w.sign("sign", PASSWORDS["demo-nurse"], "authorship", "")  # past the button: the core refuses
+    qtbot.waitUntil(lambda: not w.busy(), timeout=20000)
+    assert "it was signed before" in w.message.text()
+    assert db.conn.execute("SELECT count(*) FROM session_records WHERE session_id = ?",
+                           (world.desat,)).fetchone()[0] == 0

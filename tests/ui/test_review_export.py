@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pypdf
 import pytest
@@ -16,6 +17,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from ketmonitor.cli import main
 from ketmonitor.store import open_db
 from tests.review_factories import shared_world
+from tests.ui.conftest import shot
 from ui.review import SessionBrowserWidget
 
 FILE_TIME = re.compile(rb'"(timestamp|generated_utc|created_utc)": ?"[^"]*"')
@@ -40,8 +42,7 @@ def browser(qtbot, db_path, world):
     b.show()
     qtbot.waitExposed(b)
     yield b
-    if getattr(b, "_export", None) is not None:
-        b._export.close()
+    b.close_export()
     db.conn.close()
 
 
@@ -144,26 +145,86 @@ def test_the_filtered_range_exports_every_session_the_filters_find(qtbot, browse
     assert manifest["selection"] == "sessions matching the review browser's filters (status signed)"
 
 
-def test_cancel_stops_before_the_next_session(qtbot, browser, world, tmp_path):
+def gate(d, monkeypatch, until_cancelled=False) -> tuple[threading.Event, threading.Event]:
+    """(first session written, let the worker go on): the export's worker waits inside its
+    progress callback after the first session until the test lets it go (or, ``until_cancelled``,
+    until the export is cancelled), so what the test does meanwhile (cancel, close) happens while
+    it runs, deterministically."""
+    written, go_on = threading.Event(), threading.Event()
+    real = d._on_progress
+
+    def on_progress(done, total, sid):
+        real(done, total, sid)
+        written.set()
+        released = d.cancel_event.wait(60) if until_cancelled else go_on.wait(60)
+        assert released, "the test never let the export go on"
+    monkeypatch.setattr(d, "_on_progress", on_progress)
+    return written, go_on
+
+
+def start_all_sessions(qtbot, browser, tmp_path, monkeypatch, until_cancelled=False):
     qtbot.mouseClick(browser.export_button, Qt.MouseButton.LeftButton)
     d = browser._export
     d.use_filtered.setChecked(True)  # all four sessions, oldest first
     d.format.setCurrentIndex(d.format.findData("pdf"))
     d.folder.setText(str(tmp_path / "out"))
+    written, go_on = gate(d, monkeypatch, until_cancelled)
     qtbot.mouseClick(d.export_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: d.progress_state is not None, timeout=60000)  # one session written
-    assert d.cancel_button.text() == "Cancel export"
+    assert written.wait(60)  # one session written; the worker waits
+    return d, go_on
+
+
+def test_cancel_stops_before_the_next_session(qtbot, browser, world, tmp_path, monkeypatch):
+    d, go_on = start_all_sessions(qtbot, browser, tmp_path, monkeypatch)
+    assert d.running() and d.cancel_button.text() == "Cancel export"
     qtbot.mouseClick(d.cancel_button, Qt.MouseButton.LeftButton)
+    go_on.set()
     qtbot.waitUntil(lambda: not d.running() and not d._poll.isActive(), timeout=60000)
-    assert d.result.cancelled and 1 <= len(d.result.sessions) < 4
+    assert d.result.cancelled and len(d.result.sessions) == 1
     assert d.summary.toPlainText().startswith("Cancelled.")
     written = sorted(p.stem for p in (tmp_path / "out").glob("*.pdf"))
     assert written == sorted(d.result.sessions)
     manifest = json.loads((tmp_path / "out" / "export-manifest.json").read_text())
-    assert "cancelled after" in manifest["cancelled"]
+    assert manifest["cancelled"] == "cancelled after 1 of 4 sessions; the others were not exported"
     assert browser.db.conn.execute("SELECT count(*) FROM audit_log WHERE action ="
                                    " 'export.cancelled'").fetchone()[0] == 1
     assert d.cancel_button.text() == "Close" and d.export_button.isEnabled()
+
+
+def test_esc_while_exporting_cancels_and_the_dialog_waits_for_the_worker(qtbot, browser, world,
+                                                                         tmp_path, monkeypatch):
+    """Esc (reject) used to hide the dialog and leave the export running behind it."""
+    d, go_on = start_all_sessions(qtbot, browser, tmp_path, monkeypatch)
+    qtbot.keyClick(d, Qt.Key.Key_Escape)
+    assert d.isVisible() and d.cancel_event.is_set()  # still there, saying it is cancelling
+    assert d.status.text() == "Cancelling after the session being written..."
+    shot(d, "export-cancelling-after-esc")
+    # "Export..." again brings back this dialog rather than opening a second one
+    assert browser.export_dialog() is d and browser._export is d
+    go_on.set()
+    qtbot.waitUntil(lambda: not d.isVisible(), timeout=60000)  # closed itself once stopped
+    assert not d.running() and d.result.cancelled and len(d.result.sessions) == 1
+    assert browser.db.conn.execute("SELECT count(*) FROM audit_log WHERE action ="
+                                   " 'export.cancelled'").fetchone()[0] == 1
+    fresh = browser.export_dialog()  # a closed dialog is replaced by a new one
+    qtbot.addWidget(fresh)
+    assert fresh is not d and fresh.isVisible() and not fresh.running()
+
+
+def test_closing_the_browser_window_stops_the_export(qtbot, db_path, world, tmp_path,
+                                                     monkeypatch):
+    from ui.review.app import ReviewBrowserWindow
+
+    db = open_db(db_path)
+    win = ReviewBrowserWindow(db, world.staff.doctor)
+    qtbot.addWidget(win)
+    win.show()
+    # the worker waits after the first session until closing the window cancels the export
+    d, _go_on = start_all_sessions(qtbot, win.browser, tmp_path, monkeypatch, until_cancelled=True)
+    win.close()
+    assert not d.running() and not d.isVisible()
+    assert d.result.cancelled and len(d.result.sessions) == 1
+    db.conn.close()
 
 
 def test_an_unwritable_folder_is_a_clear_error_and_nothing_is_written(qtbot, browser, world,

@@ -5,22 +5,19 @@ Real SQLite file, real Ed25519 and Argon2 (cheap parameters), real widgets offsc
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from PySide6.QtCore import Qt
 
 from ketmonitor.clock import ManualClock
-from ketmonitor.runtime import MonitorRuntime
 from ketmonitor.samples import Numeric
 from ketmonitor.signing import current_key, revoke_key, verify_db
 from ketmonitor.store import open_db
-from ketmonitor.users import Clinic
-from tests.core.test_users import cheap_hasher
-from tests.ui.conftest import shot
-from ui.monitor_window import MonitorWindow
-from ui.workflow import WorkflowUi
+from ketmonitor.users import User
+from tests.ui.conftest import NURSE_PASSWORD as PASSWORD
+from tests.ui.conftest import bedside, shot
 from ui.workflow.sign import SessionEndForm
-
-PASSWORD = "Nurse-pass-2026"
 
 
 class JumpingClock(ManualClock):
@@ -31,27 +28,15 @@ class JumpingClock(ManualClock):
 
 @pytest.fixture
 def ended_session(qtbot, db_path):
+    """(window, runtime, clock, workflow_ui, the ended session's id): nina walked an IM session
+    under the panel to its end; the monitor records into the next session."""
     clock = JumpingClock(0.0)
-    rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
-    rt.start()
-    window = MonitorWindow(rt)
-    qtbot.addWidget(window)
-    window.resize(1500, 900)
-    window.show()
-    wui = WorkflowUi(window, rt, hasher=cheap_hasher())
-    admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
-    nurse = wui.auth.create_user(admin, "nina", "Nina Nurse, RN", "nurse", PASSWORD,
-                                 must_change=False)
-    wui.start_session(nurse)
-    first = rt.session_id
-    wui.start_walkthrough("im-injection")
-    qtbot.waitUntil(lambda: wui.walk_report is not None, timeout=20000)
-    assert wui.walk_report.completed and wui.workflow.state == "ended"
-    yield window, rt, clock, wui, first
-    wui.stop_walkthrough()
-    wui.lock.close()
-    window.close()
-    rt.stop()
+    with bedside(qtbot, db_path, clock) as (window, rt, wui):
+        first = rt.session_id
+        wui.start_walkthrough("im-injection")
+        qtbot.waitUntil(lambda: wui.walk_report is not None, timeout=20000)
+        assert wui.walk_report.completed and wui.workflow.state == "ended"
+        yield window, rt, clock, wui, first
 
 
 def test_the_author_signs_at_the_bedside_and_the_monitor_goes_on(ended_session, qtbot):
@@ -67,7 +52,7 @@ def test_the_author_signs_at_the_bedside_and_the_monitor_goes_on(ended_session, 
 
     dialog = form.ask()
     qtbot.addWidget(dialog)
-    assert dialog.who.text() == "Signing as Nina Nurse, RN (nina), nurse"
+    assert dialog.who.text() == "Signing as Nina Nurse (nina), nurse"
     dialog.password.setText("not-my-password")
     qtbot.mouseClick(dialog.sign_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10000)
@@ -84,7 +69,7 @@ def test_the_author_signs_at_the_bedside_and_the_monitor_goes_on(ended_session, 
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10000)
     assert form.result.text().startswith("Signed: record ")
     lines = form.result.text().splitlines()
-    assert lines[1] == "Nina Nurse, RN (nurse, nina)" and lines[3] == "Meaning: authorship"
+    assert lines[1] == "Nina Nurse (nurse, nina)" and lines[3] == "Meaning: authorship"
     assert lines[2][:4].isdigit()  # local date and time
     assert not form.sign_button.isEnabled() and form.status.text() == "The record is signed."
     panel.tabs.setCurrentWidget(panel.step)
@@ -123,3 +108,67 @@ def test_no_signing_key_is_a_clear_error(ended_session, qtbot):
     form = panel.step.currentWidget()
     assert form.ask() is None
     assert "ask an administrator to enrol a signing key for nina" in form.error.text()
+
+
+def _end_form(wui):
+    wui.panel.tick()
+    form = wui.panel.step.currentWidget()
+    assert isinstance(form, SessionEndForm)
+    return form
+
+
+def test_the_bedside_signs_by_the_same_rules_as_the_review_screen(ended_session, qtbot):
+    """Who may sign for what is decided in one place (signing.rules): a nurse who made no entries
+    is no author; a physician who made none signs for responsibility, the only meaning offered."""
+    window, rt, clock, wui, first = ended_session
+    admin = User("admin", "Ada Admin", "admin")
+    nell = wui.auth.create_user(admin, "nell", "Nell Other", "nurse", "Nurse-pass-2027",
+                                must_change=False)
+    dora = wui.auth.create_user(admin, "dora", "Dora Doctor", "physician", "Doctor-pass-2027",
+                                must_change=False)
+    wui.workflow.set_user(nell)
+    form = _end_form(wui)
+    assert form.ask() is None
+    assert "nell (nurse) made no entries in session" in form.error.text()
+    wui.workflow.set_user(dora)
+    dialog = form.ask()
+    qtbot.addWidget(dialog)
+    assert [dialog.meaning.itemData(i) for i in range(dialog.meaning.count())] == ["responsibility"]
+    assert "I take responsibility for this session record" in dialog.statement.text()
+    shot(dialog, "sign-at-the-bedside-responsibility")
+    dialog.password.setText("Doctor-pass-2027")
+    qtbot.mouseClick(dialog.sign_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=20000)
+    assert form.result.text().splitlines()[3] == "Meaning: responsibility"
+    rt.writer.flush()
+    db = open_db(rt.writer.path, readonly=True)
+    try:
+        (sig,) = verify_db(db, first, audit=False).records[0].signatures
+        assert (sig.signer_id, sig.role, sig.meaning) == ("dora", "physician", "responsibility")
+    finally:
+        db.conn.close()
+
+
+def test_a_database_error_while_signing_is_said_and_the_dialog_stays_usable(ended_session, qtbot,
+                                                                           caplog):
+    """A future carrying a non-ketmonitor error (here sqlite3's) never escapes the polling slot:
+    logged with its traceback, said in the dialog, the Sign button usable again."""
+    window, rt, clock, wui, first = ended_session
+    form = _end_form(wui)
+    dialog = form.ask()
+    qtbot.addWidget(dialog)
+    rt.writer.run(lambda db: db.conn.execute("ALTER TABLE session_records RENAME TO gone"))
+    dialog.password.setText(PASSWORD)
+    with caplog.at_level(logging.ERROR):
+        qtbot.mouseClick(dialog.sign_button, Qt.LeftButton)
+        qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=20000)
+    assert dialog.error.text().startswith(
+        "Signing failed unexpectedly (OperationalError: no such table: session_records)")
+    assert dialog.isVisible() and dialog.sign_button.isEnabled() and not form.busy()
+    assert "signing failed" in caplog.text and "Traceback" in caplog.text
+    shot(dialog, "sign-unexpected-error")
+    rt.writer.run(lambda db: db.conn.execute("ALTER TABLE gone RENAME TO session_records"))
+    dialog.password.setText(PASSWORD)  # the same dialog signs once the database is whole again
+    qtbot.mouseClick(dialog.sign_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=20000)
+    assert form.result.text().startswith("Signed: record ")

@@ -47,9 +47,7 @@ class ReviewBrowserWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         for win in list(self.reviews.values()):
             win.close()
-        export = getattr(self.browser, "_export", None)
-        if export is not None:
-            export.close()  # cancels a running export and waits for its worker
+        self.browser.close_export()  # cancels a running export and waits for its worker
         super().closeEvent(event)
 
 

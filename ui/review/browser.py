@@ -312,12 +312,27 @@ class SessionBrowserWidget(QWidget):
         return next(r[2] for r in self.db.conn.execute("PRAGMA database_list") if r[1] == "main")
 
     def export_dialog(self):
-        """Open the export dialog on the current selection and filters (not modal: the browser
-        stays usable while a long export runs)."""
+        """The export dialog on the current selection and filters (not modal: the browser stays
+        usable while a long export runs). One at a time: while one is open (exporting, or showing
+        what it wrote) it is brought back, never replaced by a second dialog the first would then
+        go on exporting behind."""
         from .export_dialog import ExportDialog
 
+        current = getattr(self, "_export", None)
+        if current is not None and (current.isVisible() or current.running()):
+            current.show()
+            current.raise_()
+            current.activateWindow()
+            return current
         dialog = ExportDialog(self.db_path(), self.user, selected=self.selected_ids(),
                               filters=self.model.filters, matching=self.model.total, parent=self)
-        self._export = dialog  # one at a time is enough; keep it alive
+        self._export = dialog
         dialog.show()
         return dialog
+
+    def close_export(self) -> None:
+        """Stop an export under way (waits for the session being written) and close its dialog:
+        the browser is closing."""
+        current = getattr(self, "_export", None)
+        if current is not None:
+            current.shutdown()

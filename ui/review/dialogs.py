@@ -1,8 +1,11 @@
-"""Dialogs of the review screens: signing (asks for the password again, 21 CFR 11.200) and login.
+"""Dialogs of the review screens, and the one signing dialog of the application: signing (asks for the
+password again, 21 CFR 11.200) and login.
 
-The signing dialog does not sign: it collects the password (and the meaning or the addendum text)
-and emits ``submitted``; the window signs and answers with ``fail(message)`` (the dialog stays open,
-the password field is cleared) or ``done()``.
+``SignDialog`` is used wherever a signature is made: the bedside's "Sign record..." and the review
+screen's signing, co-signing and addenda. It does not sign: it collects the password (and the
+meaning or the addendum text) and emits ``submitted``; the caller signs (``signing.SigningFlow``)
+and answers with ``fail(message)`` (the dialog stays open, the password field is cleared),
+``signing_now()`` once the password was right, or ``done_ok()``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class SignDialog(QDialog):
     submitted = Signal(str, str, str)  # password, meaning, text
 
     def __init__(self, kind: str, user, *, meanings=("review", "approval", "responsibility"),
-                 parent=None):
+                 session_text: str = "", parent=None):
         super().__init__(parent)
         self.kind = kind
         self.setObjectName("reviewRoot")
@@ -44,8 +47,10 @@ class SignDialog(QDialog):
         head = QLabel(self.windowTitle())
         head.setObjectName("title")
         layout.addWidget(head)
-        who = QLabel(f"Signing as {user.full_name} ({user.id}), {user.role}")
-        layout.addWidget(who)
+        if session_text:  # which record is signed: the session and its patient
+            layout.addWidget(QLabel(session_text))
+        self.who = QLabel(f"Signing as {user.full_name} ({user.id}), {user.role}")
+        layout.addWidget(self.who)
         form = QFormLayout()
         self.meaning = QComboBox()
         self.text = QPlainTextEdit()
@@ -70,9 +75,13 @@ class SignDialog(QDialog):
         self.error = QLabel("")
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
+        self.error.hide()
         layout.addWidget(self.error)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.sign_button = self.buttons.addButton("Sign", QDialogButtonBox.ButtonRole.AcceptRole)
+        # Return signs (while Sign is enabled) and never cancels, wherever the focus went
+        self.sign_button.setDefault(True)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(False)
         self.buttons.accepted.connect(self._submit)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
@@ -89,6 +98,8 @@ class SignDialog(QDialog):
                                f"recorded with your printed name, the date and the time.{after}")
 
     def _submit(self) -> None:
+        if not self.sign_button.isEnabled():
+            return  # already checking (Return pressed again)
         password = self.password.text()
         if not password:
             self.fail("Enter your password to sign.")
@@ -97,19 +108,39 @@ class SignDialog(QDialog):
         if self.kind == "addendum" and not text:
             self.fail("Write the addendum before signing it.")
             return
-        self.error.setText("")
+        self._show_error("")
         self.set_busy(True)
         self.submitted.emit(password, self.meaning.currentData(), text)
 
-    def set_busy(self, busy: bool) -> None:
+    def set_busy(self, busy: bool, text: str = "Checking password...") -> None:
         self.sign_button.setEnabled(not busy)
-        self.sign_button.setText("Checking password..." if busy else "Sign")
+        self.sign_button.setText(text if busy else "Sign")
+        for w in (self.meaning, self.text):
+            w.setEnabled(not busy)  # what is being signed does not change under the signature
+
+    def signing_now(self) -> None:
+        """The password was right; the record is being signed."""
+        self.set_busy(True, "Signing...")
+
+    def _show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
 
     def fail(self, message: str) -> None:
         self.set_busy(False)
-        self.error.setText(message)
+        self._show_error(message)
         self.password.clear()
         self.password.setFocus()
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow to the height the wrapped texts need at the current width: room for the message
+        without squeezing the statement (adjustSize would measure at the size hint's width)."""
+        layout = self.layout()
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width())
+        if need > self.height():
+            self.resize(self.width(), need)
 
     def done_ok(self) -> None:
         self.set_busy(False)

@@ -6,7 +6,10 @@ export`` — so it writes the same files and the same audit entries (``session.e
 session, ``export.completed``; ``origin`` "review browser", the logged-in user as ``user_id``). It
 runs on a worker thread as a plain future with a connection of its own; a QTimer polls its progress
 (a tuple the worker replaces, never a Qt call off the main thread). Cancel stops it before the next
-session; what was already written stays, complete, and the run is audited as cancelled.
+session; what was already written stays, complete, and the run is audited as cancelled. Closing the
+dialog while it runs (Close, Esc, the window's X) cancels it the same way: the dialog stays until the
+worker has stopped and then closes itself, so no export goes on behind a hidden dialog. The browser
+keeps one dialog: "Export..." while one is open brings it back.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class ExportDialog(QDialog):
         self._poll = QTimer(self)
         self._poll.setInterval(50)
         self._poll.timeout.connect(self._check)
+        self._close_after: int | None = None  # closed while running: close with this when stopped
         self._build(matching)
 
     # -- layout --------------------------------------------------------------------------------
@@ -126,7 +130,10 @@ class ExportDialog(QDialog):
         v.addWidget(self.summary, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        self.cancel_button = QPushButton("Close")
+        self.cancel_button = QPushButton("Cancel export", self)
+        self.cancel_button.ensurePolished()  # with the dialog's style sheet: its real padding
+        self.cancel_button.setMinimumWidth(self.cancel_button.sizeHint().width())  # fits both texts
+        self.cancel_button.setText("Close")
         self.cancel_button.clicked.connect(self.cancel_or_close)
         self.export_button = QPushButton("Export")
         self.export_button.setDefault(True)
@@ -199,11 +206,14 @@ class ExportDialog(QDialog):
 
     def cancel_or_close(self) -> None:
         if self.running():
-            self.cancel_event.set()
-            self._say("Cancelling after the session being written...", style.TEXT)
-            self.cancel_button.setEnabled(False)
+            self._cancel()
         else:
             self.close()
+
+    def _cancel(self) -> None:
+        self.cancel_event.set()
+        self._say("Cancelling after the session being written...", style.TEXT)
+        self.cancel_button.setEnabled(False)
 
     def _check(self) -> None:
         state = self.progress_state
@@ -219,6 +229,14 @@ class ExportDialog(QDialog):
         self._poll.stop()
         self.cancel_button.setEnabled(True)
         try:
+            self._report()
+        finally:
+            self._update_buttons()
+            if self._close_after is not None:  # closed (Esc, the window's X) while it ran
+                self.done(self._close_after)
+
+    def _report(self) -> None:
+        try:
             result = self.future.result()
         except ExportCancelled as exc:
             self._finished_error(f"Cancelled: {exc}.", cancelled=True)
@@ -229,7 +247,6 @@ class ExportDialog(QDialog):
             self._finished_error(f"Export failed: {type(exc).__name__}: {exc}")
         else:
             self._finished(result)
-        self._update_buttons()
 
     def _finished_error(self, text: str, *, cancelled: bool = False) -> None:
         self.error = text
@@ -271,15 +288,27 @@ class ExportDialog(QDialog):
         self.exported.emit(result)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the running export ends (tests, closing)."""
+        """Block until the running export ends (tests, shutting down)."""
         if self.future is not None:
             self.future.exception(timeout=timeout)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
-        if self.running():  # never leave a worker writing files behind a closed window
-            self.cancel_event.set()
+    def done(self, result: int) -> None:
+        """Every way the dialog ends (Close, Esc, the window's X, accept) comes here. While an
+        export runs it is not left running behind a hidden dialog: it is cancelled after the
+        session being written, the dialog stays until then, and closes itself after."""
+        if self.running():
+            self._cancel()
+            self._close_after = result
+            return
+        self._close_after = None
+        self._poll.stop()
+        self.executor.shutdown(wait=False)  # nothing runs on it now
+        super().done(result)
+
+    def shutdown(self) -> None:
+        """Cancel a running export, wait for it to stop, close (the application is closing)."""
+        if self.running():
+            self._cancel()
             self.wait()
             self._check()
-        self._poll.stop()
-        self.executor.shutdown(wait=True)
-        super().closeEvent(event)
+        self.done(QDialog.DialogCode.Rejected.value)

@@ -1,98 +1,38 @@
-"""The last step at the bedside: the author signs the ended session's record, then the next patient.
+"""The last step at the bedside: the ended session's record signed, then the next patient.
 
-``SessionEndForm`` is the panel's step once the session has ended. "Sign record..." opens a
-``SignRecordDialog`` that asks for the nurse's password again (21 CFR 11.200). The signing key is
-decrypted on a worker thread (the key derivation is deliberately slow) as a plain future polled by
-a QTimer, and the record is sealed on the store writer's thread through ``workflow_signing.seal``;
-the monitor never stops. The result shows the record id, the signer's printed name, the local time
-and the meaning (11.50). A wrong password signs nothing, is audited, and is said plainly.
+``SessionEndForm`` is the panel's step once the session has ended. "Sign record..." opens the
+application's one signing dialog (``ui.review.dialogs.SignDialog``) with the meanings the signer may
+sign for (``workflow_signing.prepare``: the rules of ``ketmonitor.signing.rules``, as everywhere),
+and asks for the password again (21 CFR 11.200). ``ui.review.signing.SigningFlow`` decrypts the key
+on a worker thread (the key derivation is deliberately slow) and the record is sealed on the store
+writer's thread through ``workflow_signing.seal``; the monitor never stops. The result shows the
+record id, the signer's printed name, the local time and the meaning (11.50). A wrong password
+signs nothing, is audited, and is said plainly.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ketmonitor import workflow_signing
-from ketmonitor.errors import AuthError, KetmonitorError
+from ketmonitor.errors import KetmonitorError
 from ketmonitor.review import local_time
 
 from .. import theme
-from .common import FORM_STYLE, ErrorLabel, heading
+from ..review.dialogs import SignDialog
+from ..review.signing import SigningFlow, unexpected
+from .common import ErrorLabel, heading
 
-STATEMENT = ("Meaning of this signature: authorship. I am the author of this session record. It is"
-             " recorded with my printed name, the date and the time, and the record cannot be"
-             " changed afterwards (corrections become signed addenda).")
-
-
-class SignRecordDialog(QDialog):
-    """Asks for the password; emits ``submitted(password)`` and waits for ``fail`` or ``done_ok``."""
-
-    submitted = Signal(str)
-
-    def __init__(self, user, session_text: str, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Sign the session record")
-        self.setStyleSheet(FORM_STYLE)
-        self.setMinimumWidth(520)
-        layout = QVBoxLayout(self)
-        layout.addWidget(heading("Sign the session record"))
-        layout.addWidget(QLabel(session_text))
-        self.who = QLabel(f"Signing as {user.full_name} ({user.id}), {user.role}")
-        layout.addWidget(self.who)
-        statement = QLabel(STATEMENT)
-        statement.setWordWrap(True)
-        statement.setStyleSheet(f"color: {theme.DIM};")
-        layout.addWidget(statement)
-        form = QFormLayout()
-        self.password = QLineEdit()
-        self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.password.setPlaceholderText("your password, again")
-        form.addRow("Password", self.password)
-        layout.addLayout(form)
-        self.error = ErrorLabel()
-        layout.addWidget(self.error)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.sign_button = self.buttons.addButton("Sign", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.buttons.accepted.connect(self._submit)
-        self.buttons.rejected.connect(self.reject)
-        self.password.returnPressed.connect(self._submit)
-        layout.addWidget(self.buttons)
-        self.password.setFocus()
-
-    def _submit(self) -> None:
-        if not self.sign_button.isEnabled():
-            return  # already checking
-        if not self.password.text():
-            self.fail("Enter your password to sign.")
-            return
-        self.error.clear_error()
-        self.set_busy(True)
-        self.submitted.emit(self.password.text())
-
-    def set_busy(self, busy: bool) -> None:
-        self.sign_button.setEnabled(not busy)
-        self.sign_button.setText("Checking password..." if busy else "Sign")
-
-    def fail(self, message: str) -> None:
-        self.set_busy(False)
-        self.error.show_error(message)
-        self.password.clear()
-        self.password.setFocus()
-        self.adjustSize()  # room for the message without squeezing the statement
-
-    def done_ok(self) -> None:
-        self.set_busy(False)
-        self.password.clear()
-        self.accept()
+log = logging.getLogger(__name__)
 
 
 class SessionEndForm(QWidget):
-    """Session ended: sign the record as its author; then the next patient (``next_patient``)."""
+    """Session ended: sign its record; then the next patient (``next_patient``)."""
 
     signed = Signal(object)  # the SignedRecord
 
@@ -100,11 +40,11 @@ class SessionEndForm(QWidget):
         super().__init__(parent)
         self.workflow = workflow
         self.executor: ThreadPoolExecutor | None = None
-        self.dialog: SignRecordDialog | None = None
-        self._pending: tuple[str, Future, object] | None = None  # (step, future, key)
-        self._poll = QTimer(self)
-        self._poll.setInterval(20)
-        self._poll.timeout.connect(self._check)
+        self.dialog: SignDialog | None = None
+        self.flow = SigningFlow(self._executor, self)
+        self.flow.unlocked.connect(lambda: self.dialog and self.dialog.signing_now())
+        self.flow.succeeded.connect(self._signed)
+        self.flow.failed.connect(self._failed)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Session ended"))
         self.status = QLabel("")
@@ -130,6 +70,11 @@ class SessionEndForm(QWidget):
         layout.addStretch(1)
         self.refresh()
 
+    def _executor(self) -> ThreadPoolExecutor:
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bedside-sign")
+        return self.executor
+
     def refresh(self) -> None:
         snap = self.workflow.snapshot
         signed = snap.status in ("signed", "cosigned")
@@ -143,75 +88,61 @@ class SessionEndForm(QWidget):
         self.next_button.setEnabled(snap.state == "ended" and not self.busy())
 
     def busy(self) -> bool:
-        return self._pending is not None
+        return self.flow.busy()
 
     # -- signing ---------------------------------------------------------------------------------
-    def ask(self) -> SignRecordDialog | None:
+    def ask(self) -> SignDialog | None:
+        """The signing dialog, or None (and the reason shown) when this user cannot sign now."""
         try:
-            key = workflow_signing.author_key(self.workflow)  # fail early: no key, not ended
+            key, meanings = workflow_signing.prepare(self.workflow)  # fail early, before a password
         except KetmonitorError as exc:
             self.error.show_error(str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - a button's slot: log, say, the monitor goes on
+            log.exception("preparing the bedside signature failed")
+            self.error.show_error(unexpected("Signing", exc))
             return None
         self.error.clear_error()
         patient = self.workflow.patient()
         text = f"Session {self.workflow.session_id[:8]}" + (
             f" - {patient.name} ({patient.mrn})" if patient else "")
-        self.dialog = SignRecordDialog(self.workflow.user, text, self)
-        self.dialog.submitted.connect(lambda pw, key=key: self.sign(pw, key))
+        self.dialog = SignDialog("sign", self.workflow.user, meanings=meanings, session_text=text,
+                                 parent=self)
+        self.dialog.submitted.connect(
+            lambda pw, meaning, _text, key=key: self.sign(pw, key, meaning))
         self.dialog.open()
         return self.dialog
 
-    def sign(self, password: str, key=None) -> None:
-        """Unlock the key with ``password`` on a worker thread; sealing follows in ``_check``."""
-        try:
-            key = key or workflow_signing.author_key(self.workflow)
-        except KetmonitorError as exc:
-            self._failed(str(exc))
-            return
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(max_workers=1)
-        fut = self.executor.submit(key.unlock, password,
-                                   purpose=workflow_signing.purpose(self.workflow))
-        self._pending = ("unlock", fut, key)
-        self.sign_button.setEnabled(False)
-        self._poll.start()
+    def sign(self, password: str, key, meaning: str | None = None) -> None:
+        """Unlock ``key`` with ``password`` on a worker thread, then seal on the store writer."""
+        wf = self.workflow
+        started = self.flow.start(
+            key, password, purpose=workflow_signing.purpose(wf),
+            sign=lambda unlocked: workflow_signing.seal(wf, unlocked, meaning),
+            wrong_password=lambda k: workflow_signing.wrong_password(wf, k))
+        if started:
+            self.sign_button.setEnabled(False)
+            self.next_button.setEnabled(False)
 
-    def _check(self) -> None:
-        if self._pending is None or not self._pending[1].done():
-            return
-        step, fut, key = self._pending
-        self._pending = None
-        if step == "unlock":
-            try:
-                unlocked = fut.result()
-            except AuthError:
-                workflow_signing.wrong_password(self.workflow, key)
-                self._failed("Wrong password: nothing was signed. Enter your own password again.")
-                return
-            except KetmonitorError as exc:
-                self._failed(str(exc))
-                return
-            self._pending = ("seal", workflow_signing.seal(self.workflow, unlocked), key)
-            return
-        self._poll.stop()
+    def _signed(self, record) -> None:
         try:
-            record = fut.result()
-        except KetmonitorError as exc:
-            self._failed(str(exc))
+            self.workflow.refresh()
+            sig = record.signatures[0]
+            self.result.setText(f"Signed: record {record.record_id}\n{sig.printed_name} ({sig.role},"
+                                f" {sig.signer_id})\n{local_time(sig.signed_at)}\n"
+                                f"Meaning: {sig.meaning}")
+            self.error.clear_error()
+            if self.dialog is not None:
+                self.dialog.done_ok()
+            self.refresh()
+        except Exception as exc:  # noqa: BLE001 - a slot must not raise; the record is signed
+            log.exception("showing the bedside signature failed")
+            self.error.show_error(unexpected("Showing the signature", exc))
+            self.refresh()
             return
-        self.workflow.refresh()
-        sig = record.signatures[0]
-        self.result.setText(f"Signed: record {record.record_id}\n{sig.printed_name} ({sig.role},"
-                            f" {sig.signer_id})\n{local_time(sig.signed_at)}\nMeaning: {sig.meaning}")
-        self.error.clear_error()
-        if self.dialog is not None:
-            self.dialog.done_ok()
-        self.refresh()
         self.signed.emit(record)
 
     def _failed(self, message: str) -> None:
-        self._poll.stop()
-        self._pending = None
         self.refresh()
         if self.dialog is not None and self.dialog.isVisible():
             self.dialog.fail(message)
@@ -220,7 +151,7 @@ class SessionEndForm(QWidget):
 
     def close_down(self) -> None:
         """Wait for a key derivation under way (the window is closing)."""
-        self._poll.stop()
+        self.flow.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
             self.executor = None
