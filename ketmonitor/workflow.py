@@ -343,7 +343,10 @@ class SessionWorkflow:
             self._event(db, "checkin", t, {"patient_id": saved.id, "mrn": saved.mrn,
                                            "protocol": protocol.name,
                                            "protocol_version": protocol.version,
-                                           "protocol_source": protocol.source},
+                                           "protocol_source": protocol.source,
+                                           # the definition in force, kept with the session: a
+                                           # record signed later carries it (signing/rules.py)
+                                           "protocol_definition": protocol.raw or None},
                         entity="patient", entity_id=saved.id)
             self._transition(db, snap, "pre_dose", t)
             return saved

@@ -62,7 +62,9 @@ def run(args) -> int:
     if not result.sessions:  # pragma: no cover - export_sessions raises first
         raise ExportError("nothing exported")
     if result.flagged:
+        where = ("listed in the export manifest" if args.format == "json"  # signed bytes only
+                 else "marked in the files and the export manifest")
         print(f"ketmonitor export: {len(result.flagged)} session(s) do not match their signed "
-              "record; they are marked in the files (exit status 3)", file=sys.stderr)
+              f"record; they are {where} (exit status 3)", file=sys.stderr)
         return EXIT_NOT_MATCHING
     return 0

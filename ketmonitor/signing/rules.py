@@ -13,12 +13,13 @@ has the same rules (docs/signing.md, "Signing a session's record"):
 ``sign_check`` applies them without a password (cheap: the screens and the command ask it first);
 ``sign_record`` applies them again under the write lock, then seals (``service.seal_session``).
 
-The protocol definition: the record carries the definition in force when the caller holds it and it
-is the protocol check-in recorded (same name and version): the bedside passes the protocol it ran.
-The review screen and ``ketmonitor sign`` sign after the fact and hold no copy of the definition as
-it was (check-in records its name, version and file, not its content, and the file may have changed
-since), so their records carry ``definition: null``; the check-in event in the record says which
-protocol and version were used.
+The protocol definition: check-in keeps a copy of the protocol in force in its event
+(``protocol_definition``), so every record of a session checked in that way carries it, whichever
+path signs and however the protocol file has changed since. For older sessions (checked in before
+the copy was kept) the record carries the definition the caller holds only when it is the protocol
+check-in recorded (same name and version): the bedside passes the protocol it ran; the review
+screen and ``ketmonitor sign`` hold none, so those records carry ``definition: null`` and the
+check-in event says which protocol and version were used.
 """
 
 from __future__ import annotations
@@ -90,17 +91,21 @@ def check_key_role(db, user_id: str, key: Secret | UnlockedKey, role: str) -> No
 
 
 def protocol_in_force(db, session_id: str, definition: dict | None) -> dict | None:
-    """``definition`` (a protocol file's content) when it is the protocol the session's check-in
-    recorded (same name and version), else None: a record never carries a definition that may not
-    be the one the session ran under."""
-    if not isinstance(definition, dict):
-        return None
+    """The protocol definition a record of ``session_id`` carries: the copy its check-in kept; for a
+    session checked in before copies were kept, ``definition`` (a protocol file's content) when it
+    is the protocol check-in recorded (same name and version); else None. A record never carries a
+    definition that may not be the one the session ran under."""
     row = db.conn.execute("SELECT data FROM events WHERE session_id = ? AND kind = 'checkin'"
                           " ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
     try:
         checked_in = json.loads(row[0]) if row else {}
     except (TypeError, ValueError):
         checked_in = {}
+    kept = checked_in.get("protocol_definition") if isinstance(checked_in, dict) else None
+    if isinstance(kept, dict):
+        return kept  # the copy check-in kept: the definition in force, whoever signs
+    if not isinstance(definition, dict):
+        return None
     same = (definition.get("name") == checked_in.get("protocol")
             and str(definition.get("version")) == str(checked_in.get("protocol_version")))
     return definition if same else None

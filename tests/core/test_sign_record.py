@@ -193,17 +193,32 @@ def _definition(db, record) -> dict | None:
     return json.loads(bytes(payload))["protocol"]["definition"]
 
 
-def test_the_record_carries_the_protocol_only_when_it_is_the_one_check_in_recorded(db, world):
-    """The bedside passes the protocol it ran; the record carries it when its name and version are
-    those of the check-in. Signed after the fact (no definition given), it carries none."""
+def test_the_record_carries_the_protocol_check_in_kept_whoever_signs(db, world):
+    """Check-in keeps the definition in force; a record signed after the fact (no definition
+    given, or another version of the file) carries that copy, not today's file."""
     ran = load_protocol("im-injection").raw
     other = dict(ran, version=str(ran["version"]) + "-edited")
     rec = sign_record(db, world.ended, NURSE, PASSWORDS[NURSE], protocol=other)
-    assert _definition(db, rec) is None  # not the version check-in recorded: not carried
+    assert _definition(db, rec) == ran
+    assert protocol_in_force(db, world.ended, None) == ran
+    assert protocol_in_force(db, world.open, ran) is None  # never checked in
+
+
+def test_a_session_checked_in_without_a_kept_copy_carries_only_the_matching_version(db, world):
+    """Sessions checked in before copies were kept: the caller's definition is carried only when
+    it is the name and version check-in recorded."""
+    row = db.conn.execute("SELECT id, data FROM events WHERE session_id = ? AND kind = 'checkin'",
+                          (world.ended,)).fetchone()
+    data = json.loads(row[1])
+    del data["protocol_definition"]
+    db.conn.execute("UPDATE events SET data = ? WHERE id = ?", (json.dumps(data), row[0]))
+    ran = load_protocol("im-injection").raw
+    other = dict(ran, version=str(ran["version"]) + "-edited")
     assert protocol_in_force(db, world.ended, ran) == ran
     assert protocol_in_force(db, world.ended, other) is None
-    assert protocol_in_force(db, world.open, ran) is None  # never checked in
     assert protocol_in_force(db, world.ended, None) is None
+    rec = sign_record(db, world.ended, NURSE, PASSWORDS[NURSE], protocol=other)
+    assert _definition(db, rec) is None  # not the version check-in recorded: not carried
 
 
 def test_the_bedside_definition_is_carried(path, world):
