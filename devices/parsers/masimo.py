@@ -328,12 +328,8 @@ class MasimoParser(Parser):
         self._layout: _Layout | None = None  # the one the last line matched
         self._layouts: dict[tuple, _Layout | int] = {}  # shape -> layout, or times seen once
 
-    def _line(self, text: str) -> MasimoLine | None:
-        lay = self._layout
-        if lay is not None:
-            m = lay.pattern.fullmatch(text)
-            if m:
-                return lay.read(m.groups())
+    def _slow_line(self, text: str) -> MasimoLine | None:
+        """A line the current layout does not read: the general path, then learn its shape."""
         line = parse_line(text)
         if line is not None:
             self._learn(text, line)
@@ -376,14 +372,17 @@ class MasimoParser(Parser):
         else:
             lines.pop()  # a line not ended yet: kept for the next feed
         for raw in lines:
-            end = len(raw) - (2 if raw[-1] == 10 and raw[-2:] == b"\r\n" else 1)
-            if not end:
+            raw = raw.rstrip(b"\r\n")  # its one terminator (CR LF, CR or LF) and no more
+            if not raw:
                 continue  # an empty line (the LF of a CR LF split across reads)
-            if end > MAX_LINE:
-                self.skipped_bytes += end  # a runaway line: skipped, resync at its end
+            if len(raw) > MAX_LINE:
+                self.skipped_bytes += len(raw)  # a runaway line: skipped, resync at its end
                 continue
             try:
-                line = self._line(raw[:end].decode("ascii"))
+                text = raw.decode("ascii")
+                lay = self._layout
+                m = lay.pattern.fullmatch(text) if lay is not None else None
+                line = lay.read(m.groups()) if m else self._slow_line(text)
             except (BadLine, UnicodeDecodeError):
                 self.bad_frames += 1
             else:
