@@ -391,9 +391,8 @@ def _addendum_text(db, record_id: str) -> str:
     import json
 
     from ..signing import record_document
-    from ..signing.jws import b64url_decode
 
-    payload = json.loads(b64url_decode(record_document(db, record_id).payload))
+    payload = json.loads(record_document(db, record_id).payload_bytes())
     add = payload.get("addendum") or {}
     return add.get("text") if set(add) == {"text"} else json_text(add)
 

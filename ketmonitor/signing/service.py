@@ -29,7 +29,7 @@ from ..errors import AuthError, StoreError, WorkflowError
 from ._db import write_transaction
 from .canonical import canonical_json
 from .evidence import refuse_if_deleted
-from .jws import (MEANINGS, JwsDocument, JwsSignature, b64url_bytes, b64url_encode, make_header,
+from .jws import (MEANINGS, JwsDocument, JwsSignature, b64url_bytes, make_header,
                   sign)
 from .keys import Secret, UnlockedKey, check_current, key_valid_at, unlock_key
 from .record import build_addendum, build_session_record
@@ -249,10 +249,14 @@ def add_addendum(db, record_id: str, user_id: str, password: Secret, content, *,
 def record_document(db, record_id: str) -> JwsDocument:
     """The record with all its signatures, from the stored strings (nothing re-serialised)."""
     _session_id, _kind, payload, _digest = _load(db, record_id)
-    sigs = tuple(JwsSignature(p, s) for p, s in db.conn.execute(
+    return JwsDocument.of_bytes(bytes(payload), record_signatures(db, record_id))
+
+
+def record_signatures(db, record_id: str) -> tuple[JwsSignature, ...]:
+    """The record's signatures as stored, in order (without its payload: cheap)."""
+    return tuple(JwsSignature(p, s) for p, s in db.conn.execute(
         "SELECT protected, signature FROM record_signatures WHERE record_id = ? ORDER BY idx",
         (record_id,)))
-    return JwsDocument(b64url_encode(payload), sigs)
 
 
 def record_bytes(db, record_id: str) -> bytes:

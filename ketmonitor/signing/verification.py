@@ -30,7 +30,7 @@ from .parties import PARTIES, check_party
 from .record import FORMAT, session_row
 from .rows import table_rows
 from .scope import TableScope, session_tables, table_columns
-from .service import SignatureInfo, record_document
+from .service import SignatureInfo, record_document, record_signatures
 
 _MAX_REPORTED = 3  # row differences named per table before summarising
 
@@ -361,8 +361,8 @@ def _check_audit_links(db, rid, record, verification, failures) -> None:
                                                      "the record") + " (audit trail rewritten)",
                 seq=seq, record_id=rid))
     entries = find_audit(db, "record.signed", entity_id=rid)
-    doc = record_document(db, rid)
-    stored = {hashlib.sha256(sig.signature.encode("ascii")).hexdigest() for sig in doc.signatures}
+    signatures = record_signatures(db, rid)
+    stored = {hashlib.sha256(sig.signature.encode("ascii")).hexdigest() for sig in signatures}
     for q, d in entries:
         if d.get("signature_sha256") not in stored:
             failures.append(AuditLinkError(
@@ -370,7 +370,7 @@ def _check_audit_links(db, rid, record, verification, failures) -> None:
                 f"({d.get('meaning')}, key {d.get('kid')}), which is missing from the database",
                 seq=q, record_id=rid))
     for s in verification.signatures:
-        sig = doc.signatures[s.index]
+        sig = signatures[s.index]
         want = hashlib.sha256(sig.signature.encode("ascii")).hexdigest()
         found = [q for q, d in entries if d.get("index") == s.index
                  and d.get("signature_sha256") == want]
