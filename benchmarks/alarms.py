@@ -131,7 +131,7 @@ def bench_engine(trials: int) -> tuple[list[float], list[float]]:
 def bench_pty_to_banner(trials: int) -> tuple[list[float], list[float]]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+    from benchmarks.ui import _app
 
     from devices.drivers.masimo import MasimoSource
     from devices.emulators.masimo import MasimoEmulator
@@ -150,7 +150,7 @@ def bench_pty_to_banner(trials: int) -> tuple[list[float], list[float]]:
     tty.setraw(master)
     tty.setraw(slave)
     path = os.ttyname(slave)
-    app = QApplication.instance() or QApplication([])
+    app = _app()
     clock = Clock()
     src = MasimoSource("masimo", port=path, clock=clock)
     results: list[float] = []
@@ -196,12 +196,19 @@ def bench_pty_to_banner(trials: int) -> tuple[list[float], list[float]]:
         rng = random.Random(4)
 
         def next_line():  # jitter, so writes do not phase-lock with the UI's 50 ms poll
+            if state.get("over"):
+                return
             write_line()
             QTimer.singleShot(1000 + rng.randrange(0, 97), next_line)
 
         QTimer.singleShot(1000, next_line)
-        QTimer.singleShot(int((trials + 2) * 4.5 * 1000), app.quit)  # safety net
+        guard = QTimer()  # safety net, stopped afterwards: a quit() left pending would end the
+        guard.setSingleShot(True)  # next suite's event loops (a quit makes every later exec()
+        guard.timeout.connect(app.quit)  # return at once)
+        guard.start(int((trials + 2) * 4.5 * 1000))
         app.exec()
+        guard.stop()
+        state["over"] = True
         win.close()
         rt.stop()
     os.close(master)

@@ -52,10 +52,10 @@ def measure(repeat: int = 5, speed: float = 600.0) -> dict:
     from ketmonitor.review import SessionFilter, list_sessions
     from ketmonitor.store import open_db
     from tests.review_factories import many_sessions
-    from ui.app import make_app
+    from benchmarks.ui import _app
     from ui.review import ReviewWindow
 
-    app = make_app()
+    _app()  # the QApplication the windows need
     out = {k: [] for k in ("open", "stall", "load", "zoom", "browse", "browse_filtered")}
     with tempfile.TemporaryDirectory() as tmp:
         path, sid, staff, made = _session(Path(tmp), speed)
@@ -88,6 +88,10 @@ def measure(repeat: int = 5, speed: float = 600.0) -> dict:
             done.start()
             loop.exec()
             done.stop()
+            if not w.ready():  # exec() returned early: a quit() left pending by another suite
+                raise RuntimeError("the event loop ended before the review window was ready")
+            if w.load_error:
+                raise RuntimeError(f"the review window could not open the session: {w.load_error}")
             w.grab()  # one full paint
             out["open"].append(time.perf_counter() - t)
             ticks.append(time.perf_counter())

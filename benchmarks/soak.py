@@ -42,7 +42,6 @@ import tempfile
 import textwrap
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

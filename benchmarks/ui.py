@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _app():
+    """The application, for suites that run one after another in one process: closing a suite's
+    last window must not quit it (Qt would post a quit that ends the next suite's event loops,
+    and after which every ``exec()`` returns at once)."""
     from ui.app import make_app
-    return make_app()
+
+    app = make_app()
+    app.setQuitOnLastWindowClosed(False)
+    return app
 
 
 def _pump(app, seconds: float, until=None) -> bool:
