@@ -113,6 +113,8 @@ def run_demo(args, db_path: Path) -> int:
             if runtime.clock.monotonic() >= minutes * 60:
                 window._slow_refresh(window.session_seconds())
                 window.frame(window.queue.drain())
+                if window.alarm_ui is not None:  # the banner from the same moment as the tiles
+                    window.alarm_ui.controller.refresh()
                 if not window.grab().save(str(out)):
                     print(f"ketmonitor: cannot write screenshot {out}", file=sys.stderr)
                     app.exit(2)
