@@ -287,13 +287,17 @@ def _check_chunks(conn, rid, session_id, rec_section, failures) -> int:
         blobs.append(blob)
         stored_digests.append(stored)
     sha256 = hashlib.sha256
-    actuals = [sha256(b).hexdigest() for b in blobs]
+    # a samples value rewritten as TEXT, a number or NULL has no digest: it matches nothing
+    actuals = [sha256(b).hexdigest() if type(b) is bytes else None for b in blobs]
     signed_digests = [row[i_sha] if (row := signed.get(cid)) is not None else _ABSENT
                       for cid in ids]
     if actuals == signed_digests and actuals == stored_digests:  # the usual case: compared in C
         return len(ids)
-    for cid, actual, stored, want in zip(ids, actuals, stored_digests, signed_digests):
-        if want is not _ABSENT and actual != want:
+    for cid, blob, actual, stored, want in zip(ids, blobs, actuals, stored_digests,
+                                                signed_digests):
+        if actual is None:
+            why = f"its samples are not a BLOB any more ({type(blob).__name__})"
+        elif want is not _ABSENT and actual != want:
             why = (f"its samples hash to {actual[:16]}…, the signed record commits to "
                    f"{str(want)[:16]}…" + ("" if stored == want else
                                             " (its sha256 column was changed too)"))

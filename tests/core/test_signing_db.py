@@ -144,6 +144,16 @@ def test_a_chunk_blob_changed_without_its_digest_is_named(world):
     assert err.value.chunk_id == 1
 
 
+@pytest.mark.parametrize("value", ["not samples", 42])  # (NOT NULL refuses None)
+def test_chunk_samples_rewritten_as_another_type_are_named_not_a_crash(world, value):
+    drop_trigger(world.db, "waveform_chunks_sealed_no_update")
+    world.db.conn.execute("UPDATE waveform_chunks SET samples = ? WHERE id = 2", (value,))
+    with pytest.raises(ChunkDigestError) as err:
+        verify_db(world.db)
+    assert err.value.chunk_id == 2
+    assert f"its samples are not a BLOB any more ({type(value).__name__})" in str(err.value)
+
+
 def test_an_edited_audit_row_is_named(world):
     drop_trigger(world.db, "audit_log_no_update")
     world.db.conn.execute("UPDATE audit_log SET user_id = 'mallory' WHERE seq = 2")
