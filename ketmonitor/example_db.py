@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .clock import ManualClock, ScaledClock, utc_iso
+from .clock import ManualClock, ScaledClock
 from .errors import ConfigError, KetmonitorError, WorkflowError
 
 DOSE_AT = 120.0  # simulated seconds from session start to the first dose

@@ -32,7 +32,7 @@ from .audit import append_audit
 from .clock import parse_utc, utc_iso
 from .errors import StoreError, WorkflowError
 from .signing import SignatureInfo, SignedRecord, cosign, list_records, original_record_id
-from .signing._db import read_snapshot, write_transaction
+from .signing._db import read_snapshot, stored_bytes, write_transaction
 from .signing.keys import UnlockedKey
 from .signing.matching import RecordCheck, check_session
 from .signing.rules import account_role, check_key_role, session_authors, sign_meanings
@@ -354,7 +354,7 @@ def signed_records(db, session_id: str, check: RecordCheck | None = None) -> lis
             payload = db.conn.execute("SELECT payload FROM session_records WHERE record_id = ?",
                                       (rec.record_id,)).fetchone()[0]
             try:
-                content = json.loads(bytes(payload)).get("addendum")
+                content = json.loads(stored_bytes(payload)).get("addendum")
             except ValueError:
                 content = None
         out.append(RecordView(rec, problem is None, problem, content, differs))

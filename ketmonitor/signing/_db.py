@@ -7,6 +7,8 @@ StoreWriter call), otherwise BEGIN IMMEDIATE ... COMMIT so the audit chain stays
 a session compared with its record, a database verified, a session exported): the caller's
 transaction when one is open, otherwise a read transaction of its own (WAL: it sees the database as
 of its first read, whatever commits meanwhile).
+
+``stored_bytes``: a stored record's payload as bytes, whatever a tampered database holds there.
 """
 
 from __future__ import annotations
@@ -52,3 +54,16 @@ def read_snapshot(conn):
     finally:
         if conn.in_transaction:  # a read transaction: COMMIT only ends it
             conn.execute("COMMIT")
+
+
+def stored_bytes(value) -> bytes:
+    """The bytes of a stored payload. It is a BLOB unless someone rewrote it: TEXT, a number or
+    NULL is turned into bytes here, never raised on, so the digest and signature checks that follow
+    report the damage (a payload that is not a BLOB: ``is_blob``) instead of a TypeError."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return ("" if value is None else str(value)).encode("utf-8", "surrogatepass")
+
+
+def is_blob(value) -> bool:
+    return isinstance(value, (bytes, bytearray, memoryview))

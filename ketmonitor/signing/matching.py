@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..errors import VerificationError
 from ..patients import REMS_FLAGS, Patient
-from ._db import read_snapshot
+from ._db import read_snapshot, stored_bytes
 from .parties import PARTIES, check_party
 from .service import list_records, original_record_id
 from .evidence import missing_records
@@ -124,7 +124,7 @@ def _strip(rid: str, text: str) -> str:
 def _stored_payload(db, record_id: str) -> dict | None:
     row = db.conn.execute("SELECT payload FROM session_records WHERE record_id = ?",
                           (record_id,)).fetchone()
-    return _parse_payload(bytes(row[0])) if row else None
+    return _parse_payload(stored_bytes(row[0])) if row else None
 
 
 def _signatures(db, session_id: str):

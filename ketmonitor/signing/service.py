@@ -26,7 +26,7 @@ import rfc8785
 from ..audit import append_audit, audit_head
 from ..clock import utc_iso
 from ..errors import AuthError, StoreError, WorkflowError
-from ._db import write_transaction
+from ._db import stored_bytes, write_transaction
 from .canonical import canonical_json
 from .evidence import refuse_if_deleted
 from .jws import (MEANINGS, JwsDocument, JwsSignature, b64url_bytes, make_header,
@@ -194,7 +194,7 @@ def _load(db, record_id: str):
                           " WHERE record_id = ?", (record_id,)).fetchone()
     if row is None:
         raise WorkflowError(f"no signed record {record_id}")
-    return row[0], row[1], bytes(row[2]), row[3]
+    return row[0], row[1], stored_bytes(row[2]), row[3]
 
 
 def cosign(db, record_id: str, user_id: str, password: Secret, meaning: str, *,
@@ -249,7 +249,7 @@ def add_addendum(db, record_id: str, user_id: str, password: Secret, content, *,
 def record_document(db, record_id: str) -> JwsDocument:
     """The record with all its signatures, from the stored strings (nothing re-serialised)."""
     _session_id, _kind, payload, _digest = _load(db, record_id)
-    return JwsDocument.of_bytes(bytes(payload), record_signatures(db, record_id))
+    return JwsDocument.of_bytes(payload, record_signatures(db, record_id))
 
 
 def record_signatures(db, record_id: str) -> tuple[JwsSignature, ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..audit import append_audit, audit_row_hash, check_head, find_audit, verify_chain
 from ..clock import parse_utc
 from ..errors import VerificationError
-from ._db import read_snapshot, write_transaction
+from ._db import is_blob, read_snapshot, stored_bytes, write_transaction
 from .canonical import MAX_INT
 from .errors import (AuditChainError, AuditLinkError, ChunkDigestError, HeaderMismatchError,
                      KeyNotValidError, KeyRevokedError, PayloadDigestError, RecordFormatError,
@@ -181,12 +181,20 @@ def _record_id_of(data: bytes) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+def _not_a_blob(record_id: str, value) -> PayloadDigestError:
+    return PayloadDigestError(f"record {record_id}: stored payload is not a BLOB any more "
+                              f"({type(value).__name__}): the record was rewritten",
+                              record_id=record_id)
+
+
 def verify_stored_record(db, record_id: str, keyring: Keyring | None = None) -> RecordVerification:
     """Signatures and stored digest of one record in the database (not the session rows)."""
     row = db.conn.execute("SELECT payload, payload_sha256 FROM session_records WHERE record_id = ?",
                           (record_id,)).fetchone()
     if row is None:
         raise RecordFormatError(f"no signed record {record_id}", record_id=record_id)
+    if not is_blob(row[0]):
+        raise _not_a_blob(record_id, row[0])
     if hashlib.sha256(bytes(row[0])).hexdigest() != row[1]:
         raise PayloadDigestError(f"record {record_id}: stored payload no longer matches its SHA-256 "
                                  f"{row[1]}", record_id=record_id)
@@ -470,7 +478,9 @@ def _check_db(db, session_id, expect_head=None):
         failures.append(VerificationError(f"session {session_id} has no signed record"))
     results, n_rows, n_chunks = [], 0, 0
     for rid, sid, kind, payload, digest, amends_id, amends_hash in rows:
-        payload = bytes(payload)
+        if not is_blob(payload):
+            failures.append(_not_a_blob(rid, payload))
+        payload = stored_bytes(payload)
         if hashlib.sha256(payload).hexdigest() != digest:
             failures.append(PayloadDigestError(
                 f"record {rid}: stored payload no longer matches its SHA-256 {digest}",

@@ -216,6 +216,16 @@ def test_an_edited_stored_payload_is_named(world):
     assert any("signature 0" in str(f) for f in err.value.failures)
 
 
+def test_a_stored_payload_rewritten_as_text_is_named_not_a_crash(world):
+    drop_trigger(world.db, "session_records_no_update")
+    world.db.conn.execute("UPDATE session_records SET payload = CAST(payload AS TEXT)")
+    with pytest.raises(PayloadDigestError) as err:
+        verify_db(world.db)
+    assert f"record {world.record_id}: stored payload is not a BLOB any more (str)" in str(err.value)
+    check = check_session(world.db, "s1")  # what review and export show: a finding, not a crash
+    assert check.flagged and any("not a BLOB any more" in p for p in check.signature_problems)
+
+
 def test_a_session_without_a_record_does_not_verify(world):
     make_session(world.db, "s2", seconds=1)
     with pytest.raises(VerificationError, match="session s2 has no signed record"):
