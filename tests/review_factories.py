@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from argon2 import PasswordHasher
 
 from ketmonitor.clock import ScaledClock
@@ -172,6 +173,19 @@ def shared_world(tmp_path_factory) -> ReviewWorld:
     if "world" not in _WORLD:
         _WORLD["world"] = build_world(tmp_path_factory.mktemp("review_world"))
     return _WORLD["world"]
+
+
+# The fixtures of the tests that use the world: imported by their modules (``from
+# tests.review_factories import review_db_path, world``), which then ask for them by these names.
+@pytest.fixture
+def world(tmp_path_factory) -> ReviewWorld:
+    return shared_world(tmp_path_factory)
+
+
+@pytest.fixture
+def review_db_path(world, tmp_path) -> Path:
+    """A copy of the world's database, for one test to change."""
+    return world.copy(tmp_path / "review.db")
 
 
 # -- thousands of sessions for the browser's query ----------------------------------------------

@@ -17,12 +17,7 @@ from ketmonitor.samples import WaveformChunk
 from ketmonitor.signing import verify_db
 from ketmonitor.store import open_db
 from ketmonitor.users import PermissionDenied
-from tests.review_factories import PASSWORDS, many_sessions, shared_world
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    return shared_world(tmp_path_factory)
+from tests.review_factories import many_sessions, PASSWORDS, world  # noqa: F401 - fixtures
 
 
 @pytest.fixture

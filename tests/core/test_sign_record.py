@@ -24,25 +24,16 @@ from ketmonitor.protocols import load_protocol
 from ketmonitor.signing.rules import protocol_in_force, sign_check, sign_record
 from ketmonitor.store import open_db
 from ketmonitor.users import PermissionDenied, User
-from tests.review_factories import PASSWORDS, authenticator, shared_world
+from tests.review_factories import (  # noqa: F401 - fixtures
+    authenticator, PASSWORDS, review_db_path, world)
 
 ROOT = Path(__file__).resolve().parents[2]
 NURSE = "demo-nurse"
 
 
 @pytest.fixture
-def world(tmp_path_factory):
-    return shared_world(tmp_path_factory)
-
-
-@pytest.fixture
-def path(world, tmp_path):
-    return world.copy(tmp_path / "review.db")
-
-
-@pytest.fixture
-def db(path):
-    d = open_db(path)
+def db(review_db_path):
+    d = open_db(review_db_path)
     yield d
     d.conn.close()
 
@@ -120,37 +111,38 @@ def _one_line(capsys, text):
     return err
 
 
-def test_the_command_signs_and_the_record_verifies(path, world, capsys):
-    assert _sign(path, world.ended, NURSE, PASSWORDS[NURSE]) == 0
+def test_the_command_signs_and_the_record_verifies(review_db_path, world, capsys):
+    assert _sign(review_db_path, world.ended, NURSE, PASSWORDS[NURSE]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"signed session {world.ended}: record ")
     assert "Nora Nurse, RN (nurse, demo-nurse) — authorship —" in out
-    assert main(["verify", "--db", str(path), "--session", world.ended]) == 0
+    assert main(["verify", "--db", str(review_db_path), "--session", world.ended]) == 0
 
 
-def test_the_command_refuses_in_one_line_and_signs_nothing(path, db, world, capsys):
-    assert _sign(path, world.ended, NURSE, "Not-her-password-1") == 2
+def test_the_command_refuses_in_one_line_and_signs_nothing(review_db_path, db, world, capsys):
+    assert _sign(review_db_path, world.ended, NURSE, "Not-her-password-1") == 2
     _one_line(capsys, "wrong password for demo-nurse: nothing was signed")
     assert db.conn.execute("SELECT user_id FROM audit_log WHERE action = 'signing.auth_failed'"
                            " ORDER BY seq DESC").fetchone() == (NURSE,)
-    assert _sign(path, world.open, "doc1", PASSWORDS["doc1"]) == 2
+    assert _sign(review_db_path, world.open, "doc1", PASSWORDS["doc1"]) == 2
     _one_line(capsys, "has not ended")
-    assert _sign(path, world.desat, NURSE, PASSWORDS[NURSE]) == 2
+    assert _sign(review_db_path, world.desat, NURSE, PASSWORDS[NURSE]) == 2
     _one_line(capsys, "already signed")
-    assert _sign(path, world.ended, NURSE, PASSWORDS[NURSE], "--meaning", "responsibility") == 2
+    assert _sign(review_db_path, world.ended, NURSE, PASSWORDS[NURSE], "--meaning",
+                 "responsibility") == 2
     _one_line(capsys, "for authorship, not responsibility")
     revoke_key(db, current_key(db, "doc2").kid, reason="left the clinic", by_user_id="admin1")
-    assert _sign(path, world.ended, "doc2", PASSWORDS["doc2"]) == 2
+    assert _sign(review_db_path, world.ended, "doc2", PASSWORDS["doc2"]) == 2
     _one_line(capsys, "doc2 has no active signing key")
-    assert _sign(path, "no-such-session", NURSE, PASSWORDS[NURSE]) == 2
+    assert _sign(review_db_path, "no-such-session", NURSE, PASSWORDS[NURSE]) == 2
     _one_line(capsys, "no session no-such-session")
     assert sealed(db, world.ended) == 0
 
 
-def test_the_password_is_asked_on_the_terminal_without_echo(path, world):
+def test_the_password_is_asked_on_the_terminal_without_echo(review_db_path, world):
     """The real thing: the command on a pseudo-terminal, the password typed at its prompt."""
     secret = PASSWORDS[NURSE]
-    argv = [sys.executable, "-m", "ketmonitor", "sign", "--db", str(path), "--session",
+    argv = [sys.executable, "-m", "ketmonitor", "sign", "--db", str(review_db_path), "--session",
             world.ended, "--user", NURSE]
     pid, fd = pty.fork()
     if pid == 0:  # the child: the pseudo-terminal is its controlling terminal
@@ -180,7 +172,7 @@ def test_the_password_is_asked_on_the_terminal_without_echo(path, world):
         in text
     assert secret not in text  # not echoed
     assert f"signed session {world.ended}" in text
-    d = open_db(path)
+    d = open_db(review_db_path)
     try:
         assert verify_db(d, world.ended).records[0].signatures[0].signer_id == NURSE
     finally:
@@ -221,8 +213,8 @@ def test_a_session_checked_in_without_a_kept_copy_carries_only_the_matching_vers
     assert _definition(db, rec) is None  # not the version check-in recorded: not carried
 
 
-def test_the_bedside_definition_is_carried(path, world):
-    d = open_db(path)
+def test_the_bedside_definition_is_carried(review_db_path, world):
+    d = open_db(review_db_path)
     try:
         ran = load_protocol("im-injection").raw
         rec = sign_record(d, world.ended, NURSE, PASSWORDS[NURSE], protocol=ran)

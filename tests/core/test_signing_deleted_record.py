@@ -20,26 +20,16 @@ from ketmonitor.signing.matching import SIGNATURE_FAILED, check_session
 from ketmonitor.signing.rules import sign_check, sign_record
 from ketmonitor.store import open_db
 from tests.core.test_signing_support import delete_signed_record
-from tests.review_factories import PASSWORDS, shared_world
+from tests.review_factories import PASSWORDS, review_db_path, world  # noqa: F401 - fixtures
 
 NURSE = "demo-nurse"  # who signed the record that is deleted
 REFUSAL = "cannot be signed: it was signed before (audit row "
 
 
 @pytest.fixture
-def world(tmp_path_factory):
-    return shared_world(tmp_path_factory)
-
-
-@pytest.fixture
-def path(world, tmp_path):
-    return world.copy(tmp_path / "review.db")
-
-
-@pytest.fixture
-def attacked(path, world):
+def attacked(review_db_path, world):
     """(db, the deleted record's id): world.desat's record deleted, then a dose changed."""
-    db = open_db(path)
+    db = open_db(review_db_path)
     (record_id,) = delete_signed_record(db, world.desat)
     db.conn.execute("DROP TRIGGER IF EXISTS doses_no_update")
     db.conn.execute("UPDATE doses SET amount = 84 WHERE session_id = ? AND action = 'dose'",
@@ -72,10 +62,10 @@ def test_the_check_and_the_review_screen_see_a_signature_problem(attacked, world
         assert not (perm.sign or perm.cosign or perm.addendum) and "refused" in perm.reason
 
 
-def test_exports_flag_it_and_exit_3_and_json_says_it_was_deleted(attacked, world, path, tmp_path,
-                                                                  capsys):
+def test_exports_flag_it_and_exit_3_and_json_says_it_was_deleted(attacked, world, review_db_path,
+                                                                  tmp_path, capsys):
     db, record_id = attacked
-    argv = ["export", "--db", str(path), "--session", world.desat, "--user", "auditor-1"]
+    argv = ["export", "--db", str(review_db_path), "--session", world.desat, "--user", "auditor-1"]
     assert main(argv + ["--format", "csv", "--out", str(tmp_path / "csv")]) == 3
     err = capsys.readouterr().err
     assert f"WARNING: session {world.desat}: {SIGNATURE_FAILED}: audit row" in err
@@ -90,7 +80,7 @@ def test_exports_flag_it_and_exit_3_and_json_says_it_was_deleted(attacked, world
     assert "missing from the database (deleted)" in err and "sign it before" not in err
 
 
-def test_no_path_signs_the_altered_rows_as_a_new_record(attacked, world, path, capsys):
+def test_no_path_signs_the_altered_rows_as_a_new_record(attacked, world, review_db_path, capsys):
     db, record_id = attacked
     sealed_before = db.conn.execute("SELECT count(*) FROM audit_log WHERE action ="
                                     " 'record.sealed'").fetchone()[0]
@@ -103,7 +93,7 @@ def test_no_path_signs_the_altered_rows_as_a_new_record(attacked, world, path, c
         seal_session(db, world.desat, NURSE, PASSWORDS[NURSE])  # the mechanism refuses too
     sys.stdin = io.StringIO(PASSWORDS[NURSE] + "\n")
     try:
-        rc = main(["sign", "--db", str(path), "--session", world.desat, "--user", NURSE,
+        rc = main(["sign", "--db", str(review_db_path), "--session", world.desat, "--user", NURSE,
                    "--password-stdin"])
     finally:
         sys.stdin = sys.__stdin__

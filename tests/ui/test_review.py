@@ -13,16 +13,11 @@ from PySide6.QtCore import QDate, Qt
 from ketmonitor import review
 from ketmonitor.signing import verify_db
 from ketmonitor.store import open_db
-from tests.review_factories import PASSWORDS, shared_world
+from tests.review_factories import PASSWORDS, world  # noqa: F401 - fixtures
 from tests.ui.conftest import shot
 from ui.review import ReviewWindow, SessionBrowserWidget, SignDialog
 from ui.review.app import ReviewBrowserWindow
 from ui.review.window import CHECKING
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    return shared_world(tmp_path_factory)
 
 
 @pytest.fixture

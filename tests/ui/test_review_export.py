@@ -16,7 +16,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 
 from ketmonitor.cli import main
 from ketmonitor.store import open_db
-from tests.review_factories import shared_world
+from tests.review_factories import review_db_path, world  # noqa: F401 - fixtures
 from tests.ui.conftest import shot
 from ui.review import SessionBrowserWidget
 
@@ -24,18 +24,8 @@ FILE_TIME = re.compile(rb'"(timestamp|generated_utc|created_utc)": ?"[^"]*"')
 
 
 @pytest.fixture
-def world(tmp_path_factory):
-    return shared_world(tmp_path_factory)
-
-
-@pytest.fixture
-def db_path(world, tmp_path):
-    return world.copy(tmp_path / "review.db")
-
-
-@pytest.fixture
-def browser(qtbot, db_path, world):
-    db = open_db(db_path)
+def browser(qtbot, review_db_path, world):
+    db = open_db(review_db_path)
     b = SessionBrowserWidget(db, world.staff.doctor)
     qtbot.addWidget(b)
     b.resize(1400, 600)
@@ -88,8 +78,8 @@ def comparable(path) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "fhir", "pdf", "rems"])
-def test_browse_select_export_writes_what_the_cli_writes(qtbot, browser, world, db_path, tmp_path,
-                                                         fmt):
+def test_browse_select_export_writes_what_the_cli_writes(qtbot, browser, world, review_db_path,
+                                                         tmp_path, fmt):
     sessions = [world.desat, world.cosigned]
     select(browser, sessions)
     assert browser.selected_ids() == sessions  # oldest first, as the CLI writes them
@@ -97,7 +87,7 @@ def test_browse_select_export_writes_what_the_cli_writes(qtbot, browser, world, 
         d = run_dialog(qtbot, browser, fmt, tmp_path / "gui")
         assert "Export failed: nothing exported" in d.status.text()
         assert "not an esketamine session" in d.status.text()
-        assert cli(db_path, fmt, tmp_path / "cli", sessions, world.staff.doctor.id) == 2
+        assert cli(review_db_path, fmt, tmp_path / "cli", sessions, world.staff.doctor.id) == 2
         assert not list((tmp_path / "gui").glob("*.rems.*"))
         return
     d = run_dialog(qtbot, browser, fmt, tmp_path / "gui")
@@ -105,7 +95,7 @@ def test_browse_select_export_writes_what_the_cli_writes(qtbot, browser, world, 
     assert d.result.sessions == sessions and not d.result.flagged
     assert f"Exported 2 sessions as {fmt}" in d.summary.toPlainText()
     assert d.bar.value() == d.bar.maximum() == 2
-    assert cli(db_path, fmt, tmp_path / "cli", sessions, world.staff.doctor.id) == 0
+    assert cli(review_db_path, fmt, tmp_path / "cli", sessions, world.staff.doctor.id) == 0
     gui = {p.name: p for p in (tmp_path / "gui").iterdir()}
     made = {p.name: p for p in (tmp_path / "cli").iterdir()}
     assert set(gui) == set(made) and len(gui) > 1
@@ -211,11 +201,11 @@ def test_esc_while_exporting_cancels_and_the_dialog_waits_for_the_worker(qtbot, 
     assert fresh is not d and fresh.isVisible() and not fresh.running()
 
 
-def test_closing_the_browser_window_stops_the_export(qtbot, db_path, world, tmp_path,
+def test_closing_the_browser_window_stops_the_export(qtbot, review_db_path, world, tmp_path,
                                                      monkeypatch):
     from ui.review.app import ReviewBrowserWindow
 
-    db = open_db(db_path)
+    db = open_db(review_db_path)
     win = ReviewBrowserWindow(db, world.staff.doctor)
     qtbot.addWidget(win)
     win.show()
