@@ -57,8 +57,6 @@ def attach_workflow(window, runtime, *, protocol: str | None = None, demo: bool 
     from .workflow.session import WorkflowUi
 
     wui = WorkflowUi(window, runtime)
-    if window.alarm_ui is not None:
-        window.alarm_ui.controller.user = wui.user_provider
     if protocol:
         wui.ready.connect(lambda user: wui.start_walkthrough(protocol))
     if demo:
@@ -80,8 +78,6 @@ def attach_signed_in_demo(window, runtime, protocol: str):
     from .workflow.session import WorkflowUi
 
     wui = WorkflowUi(window, runtime)
-    if window.alarm_ui is not None:
-        window.alarm_ui.controller.user = wui.user_provider
     demo_user(runtime.writer, runtime.clock)
     wui.start_session(wui.auth.login(DEMO_NURSE.id, DEMO_NURSE_PASSWORD))
     wui.start_walkthrough(protocol)

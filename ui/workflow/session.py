@@ -53,6 +53,8 @@ class WorkflowUi(QObject):
         self._end_lock = threading.Lock()
         self._ended: set[str] = set()  # sessions whose end made the monitor record a new one
         runtime.add_listener(self._remember)
+        if getattr(window, "alarm_ui", None) is not None:  # the alarm UI learns who acts
+            window.alarm_ui.controller.user = self.user_provider
 
     def clinic_sub(self, name: str) -> str | None:
         """The clinic folder's ``scales`` or ``protocols`` subfolder, None when it has none (a
