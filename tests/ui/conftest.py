@@ -33,9 +33,9 @@ def shot(widget, name: str) -> Path | None:
 
 
 @contextmanager
-def bedside(qtbot, db_path, clock, **workflow_options):
-    """(window, runtime, workflow_ui): a monitor window on a started runtime (no devices), the
-    clinic set up and nurse 'nina' logged in; everything stopped afterwards."""
+def monitor_with_workflow(qtbot, db_path, clock, **workflow_options):
+    """(window, runtime, workflow_ui): a shown monitor window on a started runtime (no devices)
+    with the workflow attached and nobody logged in; everything stopped afterwards."""
     rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
     rt.start()
     window = MonitorWindow(rt)
@@ -44,18 +44,26 @@ def bedside(qtbot, db_path, clock, **workflow_options):
     window.show()
     window.start()
     wui = WorkflowUi(window, rt, hasher=cheap_hasher(), **workflow_options)
-    window.alarm_ui.controller.user = wui.user_provider
-    admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
-    nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", NURSE_PASSWORD,
-                                 must_change=False)
-    wui.start_session(nurse)
     try:
         yield window, rt, wui
     finally:
         wui.stop_walkthrough()
-        wui.lock.close()
+        if wui.lock is not None:
+            wui.lock.close()
         window.close()
         rt.stop()
+
+
+@contextmanager
+def bedside(qtbot, db_path, clock, **workflow_options):
+    """(window, runtime, workflow_ui): ``monitor_with_workflow`` with the clinic set up and nurse
+    'nina' logged in."""
+    with monitor_with_workflow(qtbot, db_path, clock, **workflow_options) as (window, rt, wui):
+        admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
+        nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", NURSE_PASSWORD,
+                                     must_change=False)
+        wui.start_session(nurse)
+        yield window, rt, wui
 
 
 @pytest.fixture

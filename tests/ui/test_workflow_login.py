@@ -10,14 +10,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from ketmonitor.clock import ManualClock
-from ketmonitor.runtime import MonitorRuntime
 from ketmonitor.samples import Numeric
 from ketmonitor.signing import current_key
 from ketmonitor.users import Clinic
-from tests.core.test_users import cheap_hasher
-from tests.ui.conftest import shot
-from ui.monitor_window import MonitorWindow
-from ui.workflow import WorkflowUi
+from tests.ui.conftest import monitor_with_workflow, shot
 from ui.workflow.login import LoginDialog
 
 TEMPORARY, CHOSEN = "Temp-pass-2026", "Chosen-pass-2026"
@@ -27,21 +23,10 @@ TEMPORARY, CHOSEN = "Temp-pass-2026", "Chosen-pass-2026"
 def monitor(qtbot, db_path):
     """(window, runtime, clock, workflow_ui): nobody logged in, a nurse with a temporary password."""
     clock = ManualClock(0.0)
-    rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
-    rt.start()
-    window = MonitorWindow(rt)
-    qtbot.addWidget(window)
-    window.resize(1500, 900)
-    window.show()
-    window.start()
-    wui = WorkflowUi(window, rt, hasher=cheap_hasher())
-    admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
-    wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", TEMPORARY)  # must change it
-    yield window, rt, clock, wui
-    if wui.lock is not None:
-        wui.lock.close()
-    window.close()
-    rt.stop()
+    with monitor_with_workflow(qtbot, db_path, clock) as (window, rt, wui):
+        admin = wui.auth.first_start(Clinic("North"), "admin", "Ada Admin", "Boss-key-2026x")
+        wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", TEMPORARY)  # must change it
+        yield window, rt, clock, wui
 
 
 def spo2(rt, clock, value):

@@ -18,6 +18,7 @@ from ketmonitor.sources import create_source
 from ketmonitor.store import open_db
 from ketmonitor.users import Clinic
 from tests.core.test_users import cheap_hasher
+from tests.ui.conftest import monitor_with_workflow
 from ui.monitor_window import MonitorWindow
 from ui.tiles import DASHES
 from ui.workflow import WorkflowUi
@@ -295,13 +296,7 @@ class JumpingClock(ManualClock):
 
 
 def test_gui_demo_walk_through_runs_under_the_panel(qtbot, db_path):
-    clock = JumpingClock(0.0)
-    rt = MonitorRuntime(db_path, [], clock=clock, t0=0.0, commit_interval=0.05)
-    rt.start()
-    window = MonitorWindow(rt)
-    qtbot.addWidget(window)
-    wui = WorkflowUi(window, rt, hasher=cheap_hasher())
-    try:
+    with monitor_with_workflow(qtbot, db_path, JumpingClock(0.0)) as (window, rt, wui):
         admin = wui.auth.first_start(Clinic("Demo"), "admin", "Ada Admin", "Boss-key-2026x")
         nurse = wui.auth.create_user(admin, "nina", "Nina Nurse", "nurse", "Nurse-pass-2026",
                                      must_change=False)
@@ -316,7 +311,3 @@ def test_gui_demo_walk_through_runs_under_the_panel(qtbot, db_path):
             "SELECT count(*) FROM events WHERE kind='nibp.requested' AND data LIKE '%\"ok\": false%'"
         ).fetchone()[0])
         assert rows >= 1
-    finally:
-        wui.stop_walkthrough()
-        window.close()
-        rt.stop()
